@@ -1,0 +1,127 @@
+"""kibertas-async: prove that a Kubernetes cluster's add-ons really work.
+
+The public API for plugin authors is this flat namespace: the hook marker, the :class:`Check` base
+class and what a check is given (:class:`CheckContext`), :class:`Option` and its parsers, the results
+(:class:`Outcome`, :class:`CheckResult`, :class:`RunReport`), the output protocols
+(:class:`Notifier`, :class:`Reporter`) and the errors. Everything in submodules starting with an
+underscore, or not re-exported here, may change without notice.
+
+Errors::
+
+    KibertasError
+    ├── UsageError        bad input: one line, exit code 2
+    ├── PluginError       a plugin broke the contract
+    └── CheckError        ends a check: CheckFailed (NG), CheckSkipped, StepTimeout
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from kibertas_async._version import __version__
+
+if TYPE_CHECKING:
+    from kibertas_async.checks import Check, CheckContext, Permission, Step
+    from kibertas_async.engine.results import CheckResult, CleanupResult, Outcome, RunReport, StepResult
+    from kibertas_async.errors import (
+        CheckError,
+        CheckFailed,
+        CheckSkipped,
+        KibertasError,
+        PluginError,
+        StepTimeout,
+        UsageError,
+    )
+    from kibertas_async.hookspecs import hookimpl
+    from kibertas_async.kube import KubeClient, KubeObject, Resource
+    from kibertas_async.options import (
+        Option,
+        OptionValues,
+        optional,
+        parse_bool,
+        parse_duration,
+        parse_list,
+        parse_mapping,
+        parse_positive_int,
+    )
+    from kibertas_async.outputs import Notifier, Reporter, RunInfo
+
+# Loaded on first use, so that `kibertas-async --help` does not pay for anyio, pluggy and the rest.
+_LAZY = {
+    "Check": "kibertas_async.checks",
+    "CheckContext": "kibertas_async.checks",
+    "Permission": "kibertas_async.checks",
+    "Step": "kibertas_async.checks",
+    "CheckResult": "kibertas_async.engine.results",
+    "CleanupResult": "kibertas_async.engine.results",
+    "Outcome": "kibertas_async.engine.results",
+    "RunReport": "kibertas_async.engine.results",
+    "StepResult": "kibertas_async.engine.results",
+    "CheckError": "kibertas_async.errors",
+    "CheckFailed": "kibertas_async.errors",
+    "CheckSkipped": "kibertas_async.errors",
+    "KibertasError": "kibertas_async.errors",
+    "PluginError": "kibertas_async.errors",
+    "StepTimeout": "kibertas_async.errors",
+    "UsageError": "kibertas_async.errors",
+    "hookimpl": "kibertas_async.hookspecs",
+    "KubeClient": "kibertas_async.kube",
+    "KubeObject": "kibertas_async.kube",
+    "Resource": "kibertas_async.kube",
+    "Option": "kibertas_async.options",
+    "OptionValues": "kibertas_async.options",
+    "optional": "kibertas_async.options",
+    "parse_bool": "kibertas_async.options",
+    "parse_duration": "kibertas_async.options",
+    "parse_list": "kibertas_async.options",
+    "parse_mapping": "kibertas_async.options",
+    "parse_positive_int": "kibertas_async.options",
+    "Notifier": "kibertas_async.outputs",
+    "Reporter": "kibertas_async.outputs",
+    "RunInfo": "kibertas_async.outputs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'kibertas_async' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "Check",
+    "CheckContext",
+    "CheckError",
+    "CheckFailed",
+    "CheckResult",
+    "CheckSkipped",
+    "CleanupResult",
+    "KibertasError",
+    "KubeClient",
+    "KubeObject",
+    "Notifier",
+    "Option",
+    "OptionValues",
+    "Outcome",
+    "Permission",
+    "PluginError",
+    "Reporter",
+    "Resource",
+    "RunInfo",
+    "RunReport",
+    "Step",
+    "StepResult",
+    "StepTimeout",
+    "UsageError",
+    "__version__",
+    "hookimpl",
+    "optional",
+    "parse_bool",
+    "parse_duration",
+    "parse_list",
+    "parse_mapping",
+    "parse_positive_int",
+]

@@ -1,0 +1,431 @@
+"""The ``run``, ``list`` and ``cleanup`` commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import string
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kibertas_async.errors import UsageError
+
+if TYPE_CHECKING:
+    from kibertas_async.checks import Check
+    from kibertas_async.kube import ClusterTarget
+    from kibertas_async.options import Option
+    from kibertas_async.plugins import Registry
+
+SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+LOG_FORMATS = ("auto", "json", "console")
+
+
+def load_registry(argv: list[str], environ: Mapping[str, str]) -> Registry:
+    """Load plugins, honouring ``--plugin`` and ``--disable-plugin`` wherever they appear."""
+    from kibertas_async.plugins import create_plugin_manager
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plugin", action="append", default=[])
+    pre.add_argument("--disable-plugin", action="append", default=[])
+    known, _ = pre.parse_known_args(argv)
+    return create_plugin_manager(
+        extra_plugins=known.plugin,
+        disabled=[name for value in known.disable_plugin for name in value.split(",")],
+        environ=environ,
+    )
+
+
+def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("plugins")
+    group.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="also load this module as a plugin (repeatable)",
+    )
+    group.add_argument(
+        "--disable-plugin",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="do not load the entry-point plugin NAME (repeatable; env KIBERTAS_ASYNC_DISABLE_PLUGINS=a,b; "
+        "KIBERTAS_ASYNC_DISABLE_PLUGIN_AUTOLOAD=1 loads none)",
+    )
+
+
+def _add_logging_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=os.environ.get("KIBERTAS_ASYNC_LOG_FORMAT", "auto"),
+        help="events on stderr: console on a terminal and JSON lines otherwise (auto), or forced",
+    )
+    group.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=("debug", "info", "warning", "error"),
+        default=os.environ.get("KIBERTAS_ASYNC_LOG_LEVEL", os.environ.get("LOG_LEVEL", "info")).lower(),
+        help="least important event shown (env KIBERTAS_ASYNC_LOG_LEVEL or LOG_LEVEL; default info)",
+    )
+
+
+def _add_cluster_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("clusters")
+    group.add_argument(
+        "--clusters",
+        default=os.environ.get("KIBERTAS_ASYNC_CLUSTERS", ""),
+        metavar="A,B",
+        help="kubeconfig contexts to check, comma-separated; NAME=CONTEXT gives a context a short name; "
+        "'in-cluster' is the Pod's service account (default: the current context, or in-cluster in a Pod)",
+    )
+    group.add_argument(
+        "--kubeconfig",
+        default=None,
+        metavar="PATH",
+        help="kubeconfig file(s), ':'-separated (default: $KUBECONFIG, else ~/.kube/config)",
+    )
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+def add_run_command(commands: SubParsers, registry: Registry | None) -> None:
+    """``run``: the checks, on the clusters."""
+    parser = commands.add_parser(
+        "run",
+        help="run checks on clusters",
+        description="Run checks concurrently on every cluster and report OK/NG per cluster and check.",
+        epilog=(
+            "Every check option can also be set by environment variable (KIBERTAS_ASYNC_<NAME>, and the "
+            "reference tool's names where listed) or in the --config file (defaults, or clusters.<name> "
+            "per cluster). Precedence: flag > environment > config clusters.<name> > config defaults > "
+            "default.\nexit codes: 0 all passed, 1 a check failed/errored/timed out, 2 bad input, "
+            "130/143 interrupted."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("checks", nargs="*", metavar="CHECK", help="checks to run (see 'kibertas-async list')")
+    parser.add_argument("--all", action="store_true", help="run every installed check")
+    parser.add_argument("--tags", default="", metavar="T1,T2", help="run the checks carrying any of these tags")
+    parser.add_argument("--exclude", default="", metavar="C1,C2", help="leave these checks out")
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("KIBERTAS_ASYNC_CONFIG"),
+        metavar="PATH",
+        help="YAML file with option defaults and per-cluster values (env KIBERTAS_ASYNC_CONFIG)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the cluster x check matrix and what each would create"
+    )
+    parser.add_argument(
+        "--run-id", default=None, metavar="ID", help="label value identifying this run (default: generated)"
+    )
+    _add_cluster_flags(parser)
+    _add_logging_flags(parser)
+    _add_plugin_flags(parser)
+    if registry is not None:
+        _add_option_flags(parser, registry)
+    parser.set_defaults(handler=run_command)
+
+
+def _add_option_flags(parser: argparse.ArgumentParser, registry: Registry) -> None:
+    from kibertas_async.options import parse_bool
+
+    group = parser.add_argument_group("check and plugin options")
+    for option in registry.options:
+        env = ", ".join(option.env_names)
+        text = f"{option.help} [env {env}]"
+        if option.default not in (None, "", (), {}, False) and not option.secret:
+            text += f" (default: {option.default})"
+        text = text.replace("%", "%%")
+        if option.parse is parse_bool:
+            group.add_argument(option.flag, dest=_dest(option), action="store_const", const="true", help=text)
+        else:
+            group.add_argument(option.flag, dest=_dest(option), metavar=option.metavar, help=text)
+
+
+def _dest(option: Option[Any]) -> str:
+    return "option__" + option.name.replace("-", "_")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Validate everything, then run (or, with --dry-run, describe) the plan."""
+    from kibertas_async.clusters import select_clusters
+    from kibertas_async.engine.runner import RunPlan
+    from kibertas_async.options.config_file import ConfigFile, load_config_file
+    from kibertas_async.options.resolution import check_config_keys, resolve_options
+
+    registry: Registry = args.registry
+    checks = _select_checks(args, registry)
+    targets = select_clusters(
+        [part for part in args.clusters.split(",") if part.strip()],
+        kubeconfig=args.kubeconfig,
+        environ=os.environ,
+    )
+    config = load_config_file(Path(args.config)) if args.config else ConfigFile()
+    check_config_keys(config, registry.options)
+    unknown_clusters = sorted(set(config.clusters) - {target.name for target in targets})
+    flags = {
+        option.name: getattr(args, _dest(option))
+        for option in registry.options
+        if getattr(args, _dest(option), None) is not None
+    }
+    run_options = resolve_options(registry.options, flags=flags, environ=os.environ, config=config, cluster=None)
+    cluster_options = {
+        target.name: resolve_options(
+            registry.options, flags=flags, environ=os.environ, config=config, cluster=target.name
+        )
+        for target in targets
+    }
+    _check_report_paths(run_options, registry)
+    run_id = args.run_id or _new_run_id()
+    _check_run_id(run_id)
+    plan = RunPlan(
+        run_id=run_id,
+        clusters=targets,
+        checks=checks,
+        cluster_options=cluster_options,
+        run_options=run_options,
+        plugin_problems=list(registry.problems),
+    )
+    if args.dry_run:
+        _print_dry_run(plan, registry, unknown_clusters)
+        return 0
+    return _execute(plan, registry, args)
+
+
+def _execute(plan: Any, registry: Registry, args: argparse.Namespace) -> int:
+    import anyio
+
+    from kibertas_async.engine.runner import Engine
+    from kibertas_async.events import configure_logging
+
+    configure_logging(log_format=args.log_format, level=args.log_level)
+    engine = Engine(plan, registry.hook, handle_signals=True)
+    anyio.run(engine.run)
+    return engine.exit_code
+
+
+def _select_checks(args: argparse.Namespace, registry: Registry) -> list[type[Check]]:
+    available = registry.checks
+    excluded = {name.strip() for name in args.exclude.split(",") if name.strip()}
+    tags = {tag.strip() for tag in args.tags.split(",") if tag.strip()}
+    for name in [*args.checks, *excluded]:
+        if name not in available:
+            raise UsageError(_unknown_check(name, registry))
+    if args.all and args.checks:
+        raise UsageError("give check names or --all, not both")
+    if args.all:
+        names = sorted(available)
+    elif args.checks:
+        names = list(dict.fromkeys(args.checks))
+    elif tags:
+        names = sorted(name for name, check in available.items() if check.tags & tags)
+        if not names:
+            known = sorted({tag for check in available.values() for tag in check.tags})
+            raise UsageError(
+                f"no check has any of the tags {', '.join(sorted(tags))} (tags in use: {', '.join(known) or 'none'})"
+            )
+    else:
+        raise UsageError("name the checks to run, or use --all or --tags (kibertas-async list shows the checks)")
+    if tags and (args.all or args.checks):
+        names = [name for name in names if available[name].tags & tags]
+    names = [name for name in names if name not in excluded]
+    if not names:
+        if not available:
+            raise UsageError("no checks are installed (pip install a check plugin; kibertas-async list shows them)")
+        raise UsageError("nothing left to run after --exclude/--tags")
+    return [available[name] for name in names]
+
+
+def _unknown_check(name: str, registry: Registry) -> str:
+    import difflib
+
+    message = f"unknown check {name!r}"
+    close = difflib.get_close_matches(name, list(registry.checks), n=1)
+    if close:
+        message += f" (did you mean {close[0]!r}?)"
+    elif registry.checks:
+        message += f" (installed: {', '.join(sorted(registry.checks))})"
+    else:
+        message += " (no checks are installed)"
+    if registry.problems:
+        message += "; plugins that failed to load: " + ", ".join(p.plugin for p in registry.problems)
+    return message
+
+
+def _check_report_paths(run_options: Any, registry: Registry) -> None:
+    for option in registry.options:
+        if option.name in ("report-json", "junit-xml"):
+            path = run_options[option]
+            if path is not None and not Path(path).parent.is_dir():
+                raise UsageError(f"{option.flag}: directory {Path(path).parent} does not exist")
+
+
+def _new_run_id() -> str:
+    suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{suffix}"
+
+
+def _check_run_id(run_id: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?", run_id):
+        raise UsageError(f"--run-id {run_id!r} must be a valid label value: lower-case letters, digits, '-', '_', '.'")
+
+
+def _print_dry_run(plan: Any, registry: Registry, unknown_clusters: list[str]) -> None:
+    out = sys.stdout
+    out.write(f"run {plan.run_id}: {len(plan.checks)} check(s) x {len(plan.clusters)} cluster(s); nothing is created\n")
+    for name in unknown_clusters:
+        out.write(f"note: config file has settings for cluster {name!r}, which is not in this run\n")
+    for target in plan.clusters:
+        where = "in-cluster service account" if target.in_cluster else f"context {target.context}"
+        out.write(f"\ncluster {target.name} ({where})\n")
+        values = plan.cluster_options[target.name]
+        for check in plan.checks:
+            plugin = registry.check_plugin[check.name]
+            out.write(f"  {check.name}  [{plugin.distribution} {plugin.version}]  timeout {check.timeout:g}s\n")
+            for item in check.creates:
+                out.write(f"      creates  {item}\n")
+            for option in check.options:
+                out.write(f"      {option.name} = {option.display(values[option])}  ({values.source(option)})\n")
+
+
+# --- list --------------------------------------------------------------------------------------
+
+
+def add_list_command(commands: SubParsers) -> None:
+    """``list``: the installed checks."""
+    parser = commands.add_parser(
+        "list",
+        help="list installed checks",
+        description="Every installed check with its plugin and description.",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_plugin_flags(parser)
+    parser.set_defaults(handler=list_command)
+
+
+def list_command(args: argparse.Namespace) -> int:
+    """Print the checks; plugins that failed to load are listed after them (exit code 1 then)."""
+    import json
+
+    registry: Registry = args.registry
+    rows = []
+    for name in sorted(registry.checks):
+        check = registry.checks[name]
+        plugin = registry.check_plugin[name]
+        rows.append(
+            {
+                "name": name,
+                "plugin": plugin.name,
+                "distribution": plugin.distribution,
+                "version": plugin.version,
+                "tags": sorted(check.tags),
+                "description": check.description,
+            }
+        )
+    if args.json:
+        problems = [{"plugin": p.plugin, "error": p.error} for p in registry.problems]
+        print(json.dumps({"checks": rows, "plugin_problems": problems}, indent=2))
+    else:
+        table = [("CHECK", "PLUGIN", "VERSION", "TAGS", "DESCRIPTION")] + [
+            (
+                row["name"],
+                f"{row['distribution']}",
+                str(row["version"]),
+                ",".join(row["tags"]),
+                str(row["description"]),
+            )
+            for row in rows
+        ]
+        widths = [max(len(str(line[i])) for line in table) for i in range(4)]
+        for line in table:
+            print(
+                "  ".join(str(cell).ljust(width) for cell, width in zip(line[:4], widths, strict=True)) + "  " + line[4]
+            )
+        if not rows:
+            print("(no checks installed)")
+        for problem in registry.problems:
+            print(f"plugin {problem.plugin} failed to load: {problem.error}", file=sys.stderr)
+    return 1 if registry.problems else 0
+
+
+# --- cleanup -----------------------------------------------------------------------------------
+
+
+def add_cleanup_command(commands: SubParsers) -> None:
+    """``cleanup``: remove what a killed run left behind."""
+    parser = commands.add_parser(
+        "cleanup",
+        help="delete what killed runs left behind",
+        description=(
+            "Delete every namespace labelled app.kubernetes.io/managed-by=kibertas-async (only those of one "
+            "run with --run-id). For runs that were killed (SIGKILL, node loss) before their own cleanup."
+        ),
+    )
+    parser.add_argument("--run-id", default=None, metavar="ID", help="only what this run created")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be deleted")
+    _add_cluster_flags(parser)
+    _add_logging_flags(parser)
+    parser.set_defaults(handler=cleanup_command)
+
+
+def cleanup_command(args: argparse.Namespace) -> int:
+    """Find and delete leftover namespaces on each cluster."""
+    import anyio
+
+    from kibertas_async.clusters import select_clusters
+    from kibertas_async.events import configure_logging
+
+    targets = select_clusters(
+        [part for part in args.clusters.split(",") if part.strip()],
+        kubeconfig=args.kubeconfig,
+        environ=os.environ,
+    )
+    if args.run_id is not None:
+        _check_run_id(args.run_id)
+    configure_logging(log_format=args.log_format, level=args.log_level)
+    failures = anyio.run(_cleanup_clusters, targets, args.run_id, args.dry_run)
+    return 1 if failures else 0
+
+
+async def _cleanup_clusters(targets: list[ClusterTarget], run_id: str | None, dry_run: bool) -> int:
+    import anyio
+
+    from kibertas_async.checks.context import MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL
+    from kibertas_async.events import get_logger
+    from kibertas_async.kube import ClusterUnreachable, KubeApiError, connect
+    from kibertas_async.kube.resources import NAMESPACES
+
+    selector = f"{MANAGED_BY_LABEL}={MANAGED_BY}" + (f",{RUN_ID_LABEL}={run_id}" if run_id else "")
+    failures = 0
+
+    async def clean(target: ClusterTarget) -> None:
+        nonlocal failures
+        log = get_logger(cluster=target.name)
+        try:
+            async with await connect(target) as kube:
+                listed = await kube.list(NAMESPACES, label_selector=selector)
+                for namespace in listed["items"]:
+                    name = namespace["metadata"]["name"]
+                    if dry_run:
+                        print(f"{target.name}: would delete Namespace {name}")
+                        continue
+                    await kube.delete(NAMESPACES, name)
+                    log.info("cleanup.done", action=f"delete Namespace {name}")
+        except (ClusterUnreachable, KubeApiError) as error:
+            failures += 1
+            log.error("cleanup.failed", reason=str(error))
+
+    async with anyio.create_task_group() as group:
+        for target in targets:
+            group.start_soon(clean, target)
+    return failures

@@ -1,0 +1,118 @@
+"""Resolving ``--clusters`` against the kubeconfig before anything runs, with one-line errors.
+
+``--clusters old,new`` names kubeconfig contexts; ``name=context`` gives a context (an EKS ARN, say) a
+short name for reports. With no ``--clusters``: the current context, or, inside a Pod with no
+kubeconfig, the Pod's service account (named by ``CLUSTER_NAME``, else ``in-cluster``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kibertas_async.errors import UsageError
+from kibertas_async.kube.client import ClusterTarget
+
+IN_CLUSTER = "in-cluster"
+_SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+@dataclass
+class KubeconfigContexts:
+    """The contexts found in one or more kubeconfig files (merged as kubectl merges them)."""
+
+    paths: list[Path]
+    contexts: dict[str, str] = field(default_factory=dict)
+    """Context name → the cluster's server URL (or ``?``)."""
+    current: str | None = None
+
+
+def kubeconfig_paths(explicit: str | None, environ: Mapping[str, str]) -> list[Path]:
+    """``--kubeconfig``, else every file of ``KUBECONFIG``, else ``~/.kube/config``."""
+    value = explicit if explicit is not None else environ.get("KUBECONFIG", "")
+    if value:
+        return [Path(part).expanduser() for part in value.split(os.pathsep) if part]
+    return [Path("~/.kube/config").expanduser()]
+
+
+def read_kubeconfig(paths: list[Path], *, required: bool) -> KubeconfigContexts:
+    """Read contexts from the files; the first file defining a name wins, as with kubectl."""
+    import yaml
+
+    found = KubeconfigContexts(paths=paths)
+    for path in paths:
+        if not path.exists():
+            if required:
+                raise UsageError(f"kubeconfig {path} does not exist (check --kubeconfig or KUBECONFIG)")
+            continue
+        try:
+            loaded: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise UsageError(f"cannot read kubeconfig {path}: {error.strerror or error}") from None
+        except yaml.YAMLError:
+            raise UsageError(f"kubeconfig {path} is not valid YAML") from None
+        if loaded is None:
+            continue
+        if not isinstance(loaded, dict):
+            raise UsageError(f"kubeconfig {path} is not a kubeconfig (expected a mapping)")
+        servers = {
+            entry.get("name"): (entry.get("cluster") or {}).get("server", "?")
+            for entry in loaded.get("clusters") or []
+            if isinstance(entry, dict)
+        }
+        for entry in loaded.get("contexts") or []:
+            if not isinstance(entry, dict) or not entry.get("name"):
+                continue
+            cluster = (entry.get("context") or {}).get("cluster")
+            found.contexts.setdefault(str(entry["name"]), str(servers.get(cluster, "?")))
+        if found.current is None and loaded.get("current-context"):
+            found.current = str(loaded["current-context"])
+    return found
+
+
+def in_pod(environ: Mapping[str, str]) -> bool:
+    """Whether we run inside a Kubernetes Pod with a service-account token."""
+    return bool(environ.get("KUBERNETES_SERVICE_HOST")) and _SERVICE_ACCOUNT_TOKEN.exists()
+
+
+def select_clusters(requested: list[str], *, kubeconfig: str | None, environ: Mapping[str, str]) -> list[ClusterTarget]:
+    """Turn ``--clusters`` (possibly empty) into targets, or raise a :class:`UsageError` saying why not."""
+    paths = kubeconfig_paths(kubeconfig, environ)
+    explicit_files = kubeconfig is not None or bool(environ.get("KUBECONFIG"))
+    joined = os.pathsep.join(str(path) for path in paths)
+    if not requested:
+        default = read_kubeconfig(paths, required=explicit_files)
+        if default.current:
+            if default.current not in default.contexts:
+                raise UsageError(f"current-context {default.current!r} is not defined in {joined}")
+            return [ClusterTarget(name=default.current, context=default.current, kubeconfig=joined)]
+        if in_pod(environ):
+            return [ClusterTarget(name=environ.get("CLUSTER_NAME") or IN_CLUSTER, in_cluster=True)]
+        raise UsageError(
+            f"no cluster to check: {joined} has no current context and this is not a Pod; "
+            "name contexts with --clusters (kubectl config get-contexts lists them)"
+        )
+    targets: list[ClusterTarget] = []
+    available: KubeconfigContexts | None = None
+    for item in requested:
+        name, sep, context = item.partition("=")
+        name, context = name.strip(), (context.strip() if sep else name.strip())
+        if not name or not context:
+            raise UsageError(f"--clusters entry {item!r} is empty; use NAME or NAME=CONTEXT, comma-separated")
+        if any(target.name == name for target in targets):
+            raise UsageError(f"cluster {name!r} is given twice in --clusters")
+        if context == IN_CLUSTER:
+            if not in_pod(environ):
+                raise UsageError("--clusters in-cluster only works inside a Kubernetes Pod")
+            targets.append(ClusterTarget(name=name, in_cluster=True))
+            continue
+        if available is None:
+            available = read_kubeconfig(paths, required=True)
+        if context not in available.contexts:
+            known = ", ".join(sorted(available.contexts)) or "none"
+            raise UsageError(f"unknown context {context!r} in {joined} (available: {known})")
+        targets.append(ClusterTarget(name=name, context=context, kubeconfig=joined))
+    return targets

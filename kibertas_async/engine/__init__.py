@@ -1,0 +1,1 @@
+"""The engine: runs checks concurrently and produces results."""

@@ -1,0 +1,117 @@
+"""What a run produces: an outcome per cluster and check, the steps behind it, and the run report."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Outcome(enum.Enum):
+    """How one check ended on one cluster."""
+
+    PASSED = "passed"
+    """The add-on works: every step succeeded."""
+    FAILED = "failed"
+    """The add-on does not work (NG): a step observed something wrong."""
+    ERROR = "error"
+    """The check could not do its job: an unexpected exception, an unreachable cluster, a broken plugin."""
+    TIMEOUT = "timeout"
+    """A step, the check or the run ran out of time; ``step`` names what was waiting."""
+    SKIPPED = "skipped"
+    """The check does not apply here, or the run was stopped before it started."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether this outcome lets the run exit 0."""
+        return self in (Outcome.PASSED, Outcome.SKIPPED)
+
+
+@dataclass
+class StepResult:
+    """One named step of a check, as it happened."""
+
+    name: str
+    started_at: datetime
+    duration: float = 0.0
+    outcome: Outcome = Outcome.PASSED
+    detail: str = ""
+    """The last thing the step observed (e.g. ``0/1 replicas ready``): explains a timeout."""
+
+
+@dataclass
+class CleanupResult:
+    """One object or action the check registered for cleanup."""
+
+    description: str
+    status: str
+    """``done``, ``failed``, ``timed out``, ``kept`` (``--keep``) or ``abandoned`` (second signal)."""
+    detail: str = ""
+
+    @property
+    def left_behind(self) -> bool:
+        """Whether this may still exist in the cluster."""
+        return self.status != "done"
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check on one cluster."""
+
+    check: str
+    cluster: str
+    outcome: Outcome
+    started_at: datetime
+    duration: float = 0.0
+    step: str | None = None
+    """The step that failed or was waiting, when the outcome is not PASSED."""
+    reason: str = ""
+    """Why, for a human; empty when PASSED."""
+    steps: list[StepResult] = field(default_factory=list)
+    cleanup: list[CleanupResult] = field(default_factory=list)
+    facts: dict[str, str] = field(default_factory=dict)
+    """What the check wants reported on success too (e.g. which node joined, how long the scale-up took)."""
+
+    @property
+    def left_behind(self) -> list[CleanupResult]:
+        """Cleanup actions that did not finish, so their objects may remain."""
+        return [item for item in self.cleanup if item.left_behind]
+
+
+@dataclass
+class PluginProblem:
+    """A plugin that could not be loaded; its checks did not run."""
+
+    plugin: str
+    error: str
+
+
+@dataclass
+class RunReport:
+    """Everything about one run: what the notifiers send and the reporters write."""
+
+    run_id: str
+    started_at: datetime
+    clusters: list[str]
+    checks: list[str]
+    results: list[CheckResult] = field(default_factory=list)
+    duration: float = 0.0
+    interrupted_by: str | None = None
+    """``SIGINT`` or ``SIGTERM`` when a signal stopped the run."""
+    plugin_problems: list[PluginProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every check passed or was skipped, no plugin broke, and no signal stopped the run."""
+        return (
+            all(result.outcome.ok for result in self.results)
+            and not self.plugin_problems
+            and self.interrupted_by is None
+        )
+
+    def counts(self) -> dict[Outcome, int]:
+        """How many results have each outcome (every outcome present, zero included)."""
+        counts = dict.fromkeys(Outcome, 0)
+        for result in self.results:
+            counts[result.outcome] += 1
+        return counts

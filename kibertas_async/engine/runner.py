@@ -1,0 +1,362 @@
+"""The engine: every check on every cluster, concurrently, in one anyio task group.
+
+Limits: a global one (``--concurrency``), one per cluster (``--cluster-concurrency``), and a lock per
+cluster for checks that declare the same ``exclusive`` group. Deadlines: per step (the check's own),
+per check, per run. Cleanup always runs, shielded and time-boxed; a first SIGINT/SIGTERM cancels the
+checks (their cleanup still runs), a second abandons cleanup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+
+from kibertas_async.checks import Check, CheckContext, CleanupGuard, CleanupStack
+from kibertas_async.engine import settings
+from kibertas_async.engine.results import CheckResult, CleanupResult, Outcome, PluginProblem, RunReport
+from kibertas_async.errors import CheckError, CheckFailed, CheckSkipped, StepTimeout
+from kibertas_async.events import REDACTOR, get_logger
+from kibertas_async.kube import ClusterTarget, ClusterUnreachable, KubeClient, connect
+from kibertas_async.options import OptionValues
+from kibertas_async.outputs import Notifier, Reporter, RunInfo
+
+SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+
+
+@dataclass
+class RunPlan:
+    """Everything decided before the first check starts."""
+
+    run_id: str
+    clusters: list[ClusterTarget]
+    checks: list[type[Check]]
+    cluster_options: Mapping[str, OptionValues]
+    run_options: OptionValues
+    plugin_problems: list[PluginProblem]
+
+
+class ClusterSession:
+    """One cluster's connection, opened once (by the first check that needs it) and shared."""
+
+    def __init__(self, target: ClusterTarget, connect_timeout: float) -> None:
+        self.target = target
+        self._connect_timeout = connect_timeout
+        self._lock = anyio.Lock()
+        self._client: KubeClient | None = None
+        self._error: ClusterUnreachable | None = None
+
+    async def client(self) -> KubeClient:
+        """The connected client; raises :class:`ClusterUnreachable` (every time) if it cannot connect."""
+        async with self._lock:
+            if self._client is None and self._error is None:
+                try:
+                    self._client = await connect(self.target, timeout=self._connect_timeout)
+                except ClusterUnreachable as error:
+                    self._error = error
+            if self._error is not None:
+                raise self._error
+            assert self._client is not None
+            return self._client
+
+    async def aclose(self) -> None:
+        """Close the connection, if one was opened."""
+        if self._client is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await self._client.aclose()
+
+
+class Engine:
+    """Runs a :class:`RunPlan` and produces a :class:`RunReport`."""
+
+    def __init__(self, plan: RunPlan, hook: Any, *, handle_signals: bool = False) -> None:
+        self.plan = plan
+        self.hook = hook
+        self.guard = CleanupGuard()
+        self._handle_signals = handle_signals
+        self._stop_reason: str | None = None
+        self._run_scope: anyio.CancelScope | None = None
+        options = plan.run_options
+        self._global_limit = anyio.CapacityLimiter(options[settings.CONCURRENCY])
+        self._cluster_limits = {
+            target.name: anyio.CapacityLimiter(options[settings.CLUSTER_CONCURRENCY]) for target in plan.clusters
+        }
+        self._exclusive_locks: dict[tuple[str, str], anyio.Lock] = {}
+        self._sessions = {
+            target.name: ClusterSession(target, options[settings.CONNECT_TIMEOUT]) for target in plan.clusters
+        }
+        self.report = RunReport(
+            run_id=plan.run_id,
+            started_at=datetime.now(UTC),
+            clusters=[target.name for target in plan.clusters],
+            checks=[check.name for check in plan.checks],
+            plugin_problems=list(plan.plugin_problems),
+        )
+        self.log = get_logger(run_id=plan.run_id)
+        for values in [options, *plan.cluster_options.values()]:
+            REDACTOR.add(values.secrets())
+
+    @property
+    def exit_code(self) -> int:
+        """0 all passed (skips allowed), 1 anything else, 130/143 stopped by SIGINT/SIGTERM."""
+        if self.report.interrupted_by is not None:
+            return SIGNAL_EXIT_CODES.get(self.report.interrupted_by, 1)
+        return 0 if self.report.ok else 1
+
+    async def run(self) -> RunReport:
+        """Run every check on every cluster, then the reporters and notifiers."""
+        started = anyio.current_time()
+        self.hook.kibertas_async_run_started(
+            run=RunInfo(
+                run_id=self.plan.run_id,
+                started_at=self.report.started_at,
+                clusters=tuple(self.report.clusters),
+                checks=tuple(self.report.checks),
+            )
+        )
+        self.log.info("run.started", clusters=self.report.clusters, checks=self.report.checks)
+        for problem in self.plan.plugin_problems:
+            self.log.error("plugin.failed", plugin=problem.plugin, reason=problem.error)
+        run_timeout = self.plan.run_options[settings.RUN_TIMEOUT]
+        try:
+            async with anyio.create_task_group() as supervisor:
+                if self._handle_signals:
+                    supervisor.start_soon(self._watch_signals)
+                with anyio.CancelScope(deadline=started + run_timeout) as run_scope:
+                    self._run_scope = run_scope
+                    async with anyio.create_task_group() as checks:
+                        for target in self.plan.clusters:
+                            for check in self.plan.checks:
+                                checks.start_soon(self._run_check, target, check, name=f"{target.name}/{check.name}")
+                supervisor.cancel_scope.cancel()
+        finally:
+            for session in self._sessions.values():
+                await session.aclose()
+        self.report.duration = anyio.current_time() - started
+        self.report.results.sort(
+            key=lambda r: (self.report.clusters.index(r.cluster), self.report.checks.index(r.check))
+        )
+        counts = {outcome.value: count for outcome, count in self.report.counts().items() if count}
+        self.log.info(
+            "run.finished",
+            outcome="passed" if self.report.ok else "failed",
+            duration=round(self.report.duration, 3),
+            counts=counts,
+            **({"interrupted_by": self.report.interrupted_by} if self.report.interrupted_by else {}),
+        )
+        self.hook.kibertas_async_run_finished(report=self.report)
+        await self._deliver()
+        return self.report
+
+    # --- signals -----------------------------------------------------------------------------
+
+    async def _watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+            async for signum in received:
+                name = signal.Signals(signum).name
+                if self.report.interrupted_by is None:
+                    self.report.interrupted_by = name
+                    self._stop_reason = f"interrupted by {name}"
+                    self.log.warning("run.interrupted", signal=name, hint="send it again to abandon cleanup")
+                    if self._run_scope is not None:
+                        self._run_scope.cancel()
+                else:
+                    self.log.error("cleanup.abandoned", signal=name)
+                    self.guard.abandon()
+
+    # --- one check on one cluster -------------------------------------------------------------
+
+    async def _run_check(self, target: ClusterTarget, check: type[Check]) -> None:
+        result = CheckResult(
+            check=check.name, cluster=target.name, outcome=Outcome.SKIPPED, started_at=datetime.now(UTC)
+        )
+        try:
+            async with contextlib.AsyncExitStack() as limits:
+                if check.exclusive is not None:
+                    lock = self._exclusive_locks.setdefault((target.name, check.exclusive), anyio.Lock())
+                    await limits.enter_async_context(lock)
+                await limits.enter_async_context(self._cluster_limits[target.name])
+                await limits.enter_async_context(self._global_limit)
+                result = await self._execute(target, check)
+        except anyio.get_cancelled_exc_class():
+            if result.outcome is Outcome.SKIPPED and not result.steps:
+                result.reason = f"not started: {self._cancel_reason()}"
+            raise
+        finally:
+            self.report.results.append(result)
+            self.hook.kibertas_async_check_finished(result=result)
+
+    def _cancel_reason(self) -> str:
+        if self._stop_reason is not None:
+            return self._stop_reason
+        return f"run timeout of {self.plan.run_options[settings.RUN_TIMEOUT]:g}s reached"
+
+    async def _execute(self, target: ClusterTarget, check: type[Check]) -> CheckResult:
+        options = self.plan.cluster_options[target.name]
+        timeout = options[settings.CHECK_TIMEOUT] or check.timeout
+        log = get_logger(run_id=self.plan.run_id, cluster=target.name, check=check.name)
+        cleanup = CleanupStack(
+            keep=self.plan.run_options[settings.KEEP],
+            action_timeout=self.plan.run_options[settings.CLEANUP_TIMEOUT],
+            guard=self.guard,
+        )
+        result = CheckResult(check=check.name, cluster=target.name, outcome=Outcome.ERROR, started_at=datetime.now(UTC))
+        started = anyio.current_time()
+        ctx: CheckContext | None = None
+        log.info("check.started", timeout=timeout)
+        try:
+            with anyio.CancelScope(deadline=started + timeout) as check_scope:
+                try:
+                    kube = await self._sessions[target.name].client() if check.needs_kubernetes else None
+                except ClusterUnreachable as error:
+                    result.step, result.reason = "connect to cluster", str(error)
+                else:
+                    ctx = CheckContext(
+                        run_id=self.plan.run_id,
+                        check_name=check.name,
+                        cluster=target,
+                        options=options,
+                        log=log,
+                        cleanup=cleanup,
+                        kube=kube,
+                    )
+                    try:
+                        await check().run(ctx)
+                    except Exception as raised:
+                        _record_exception(result, _primary(raised), ctx)
+                    else:
+                        result.outcome = Outcome.PASSED
+            if check_scope.cancelled_caught:
+                waiting = _waiting_step(ctx)
+                result.outcome, result.step = Outcome.TIMEOUT, waiting
+                where = f"; step '{waiting}' was still running" if waiting else ""
+                result.reason = f"check did not finish within {timeout:g}s{where}{_last_seen(ctx, waiting)}"
+        except anyio.get_cancelled_exc_class():
+            waiting = _waiting_step(ctx)
+            result.outcome, result.step = (
+                Outcome.TIMEOUT if self._stop_reason is None else Outcome.ERROR,
+                waiting,
+            )
+            result.reason = self._cancel_reason() + (f" during step '{waiting}'" if waiting else "")
+            await self._finish(result, ctx, cleanup, started, log)
+            raise
+        await self._finish(result, ctx, cleanup, started, log)
+        return result
+
+    async def _finish(
+        self, result: CheckResult, ctx: CheckContext | None, cleanup: CleanupStack, started: float, log: Any
+    ) -> None:
+        def log_cleanup(item: CleanupResult) -> None:
+            level = log.info if item.status in ("done", "kept") else log.warning
+            level(
+                "cleanup." + item.status.replace(" ", "_"),
+                action=item.description,
+                detail=item.detail or None,
+            )
+
+        result.cleanup = await cleanup.run(on_result=log_cleanup)
+        result.duration = anyio.current_time() - started
+        if ctx is not None:
+            result.steps = list(ctx.results)
+            result.facts = dict(ctx.facts)
+        log.info(
+            "check.finished",
+            outcome=result.outcome.value,
+            duration=round(result.duration, 3),
+            **({"step": result.step} if result.step else {}),
+            **({"reason": result.reason} if result.reason else {}),
+            **({"left_behind": [item.description for item in result.left_behind]} if result.left_behind else {}),
+        )
+
+    # --- outputs -------------------------------------------------------------------------------
+
+    async def _deliver(self) -> None:
+        reporters: list[Reporter] = [
+            reporter
+            for reporters in self.hook.kibertas_async_register_reporters(options=self.plan.run_options)
+            for reporter in reporters
+        ]
+        for reporter in reversed(reporters):  # pluggy calls last-registered first; report in load order
+            try:
+                reporter.write(self.report)
+            except Exception as error:
+                self.log.error("reporter.failed", reporter=reporter.name, reason=f"{type(error).__name__}: {error}")
+        notifiers: list[Notifier] = [
+            notifier
+            for notifiers in self.hook.kibertas_async_register_notifiers(options=self.plan.run_options)
+            for notifier in notifiers
+        ]
+        if not notifiers:
+            return
+        limit = self.plan.run_options[settings.NOTIFY_TIMEOUT]
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as group:
+                for notifier in notifiers:
+                    group.start_soon(self._notify, notifier, limit)
+
+    async def _notify(self, notifier: Notifier, limit: float) -> None:
+        try:
+            with anyio.fail_after(limit):
+                await notifier.notify(self.report)
+        except TimeoutError:
+            self.log.error("notifier.failed", notifier=notifier.name, reason=f"did not finish within {limit:g}s")
+        except Exception as error:
+            self.log.error("notifier.failed", notifier=notifier.name, reason=f"{type(error).__name__}: {error}")
+        else:
+            self.log.info("notifier.sent", notifier=notifier.name)
+
+
+def _primary(error: BaseException) -> BaseException:
+    """The exception that explains a failure, looking inside exception groups from task groups."""
+    while isinstance(error, BaseExceptionGroup):
+        check_errors = [e for e in error.exceptions if isinstance(e, CheckError)]
+        error = check_errors[0] if check_errors else error.exceptions[0]
+    return error
+
+
+def _record_exception(result: CheckResult, error: BaseException, ctx: CheckContext) -> None:
+    if isinstance(error, CheckError):
+        result.step = error.step
+        result.reason = error.reason
+        if isinstance(error, StepTimeout):
+            result.outcome = Outcome.TIMEOUT
+        elif isinstance(error, CheckFailed):
+            result.outcome = Outcome.FAILED
+        elif isinstance(error, CheckSkipped):
+            result.outcome = Outcome.SKIPPED
+        return
+    result.outcome = Outcome.ERROR
+    result.step = _failed_step(ctx)
+    result.reason = f"{type(error).__name__}: {error}"
+    ctx.log.error("check.crashed", exc_info=error)
+
+
+def _failed_step(ctx: CheckContext) -> str | None:
+    for step in reversed(ctx.results):
+        if step.outcome is Outcome.ERROR:
+            return step.name
+    return None
+
+
+def _waiting_step(ctx: CheckContext | None) -> str | None:
+    """The innermost step that was interrupted by a deadline or signal."""
+    if ctx is None:
+        return None
+    for step in reversed(ctx.results):
+        if step.outcome is Outcome.TIMEOUT:
+            return step.name
+    return None
+
+
+def _last_seen(ctx: CheckContext | None, step_name: str | None) -> str:
+    if ctx is None or step_name is None:
+        return ""
+    for step in reversed(ctx.results):
+        if step.name == step_name and step.detail:
+            return f" (last seen: {step.detail})"
+    return ""

@@ -1,0 +1,23 @@
+"""Typed options that plugins declare and users set by flag, environment variable or config file."""
+
+from kibertas_async.options.option import (
+    Option,
+    OptionValues,
+    optional,
+    parse_bool,
+    parse_duration,
+    parse_list,
+    parse_mapping,
+    parse_positive_int,
+)
+
+__all__ = [
+    "Option",
+    "OptionValues",
+    "optional",
+    "parse_bool",
+    "parse_duration",
+    "parse_list",
+    "parse_mapping",
+    "parse_positive_int",
+]
