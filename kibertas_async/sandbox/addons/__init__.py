@@ -1,0 +1,62 @@
+"""The seam through which per-cluster extras (add-ons) join a sandbox.
+
+An add-on is any object with the three methods of :class:`SandboxAddon`. The sandbox calls ``start``
+once per cluster after that cluster's API server is ready, runs the processes it returns exactly like
+its own (own process group, recorded in the state file, stopped by ``down``, killed with a test
+session), then calls ``wait_ready``. On ``down`` it stops those processes, then calls ``stop``.
+kwok, which gives every cluster its nodes, is the first add-on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from kibertas_async.sandbox.api import SandboxApi
+from kibertas_async.sandbox.build import SandboxBinaries
+from kibertas_async.sandbox.processes import ProcessSpec
+
+__all__ = ["AddonContext", "SandboxAddon"]
+
+
+@dataclass(frozen=True)
+class AddonContext:
+    """What an add-on gets to know about the one cluster it is started for."""
+
+    cluster_name: str
+    api: SandboxApi
+    """Admin client of this cluster's API server."""
+    kubeconfig: Path
+    """A kubeconfig for this cluster alone, admin credentials, for processes the add-on runs."""
+    work_dir: Path
+    """Private directory of this add-on on this cluster (config files, data, logs); removed by ``down``."""
+    binaries: SandboxBinaries
+    kubernetes_version: str
+    allocate_port: Callable[[], int]
+    """Returns a free TCP port on 127.0.0.1."""
+
+
+class SandboxAddon(Protocol):
+    """Something the sandbox runs beside each cluster (a controller, a stand-in service, ...)."""
+
+    @property
+    def name(self) -> str:
+        """Short unique name, used for the work directory and process names."""
+        ...
+
+    def start(self, context: AddonContext) -> Sequence[ProcessSpec]:
+        """Prepare the add-on for ``context``'s cluster; return the processes the sandbox must run."""
+        ...
+
+    def wait_ready(self, context: AddonContext, timeout: float) -> None:
+        """Create the add-on's Kubernetes objects if any, and return once it works; raise if it does not.
+
+        :raises SandboxError: when it is not working within ``timeout`` seconds.
+        """
+        ...
+
+    def stop(self, context: AddonContext) -> None:
+        """Release anything that is not one of the returned processes (those are already stopped)."""
+        ...

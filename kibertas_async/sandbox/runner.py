@@ -1,0 +1,650 @@
+"""Start, describe and stop a sandbox: N Kubernetes control planes on loopback sharing one etcd.
+
+Layout of a state directory (default ``~/.local/state/kibertas-async/sandbox``)::
+
+    state.json                     pids (with start times), ports, paths, admin tokens
+    etcd/data/  etcd/etcd.log      the shared etcd; each cluster has its own --etcd-prefix
+    clusters/<name>/pki/           CA, API server serving cert, service-account key
+    clusters/<name>/tokens.csv     token auth file (admin in system:masters)
+    clusters/<name>/kubeconfig     admin kubeconfig of this cluster alone (for its components)
+    clusters/<name>/*.log          kube-apiserver, kube-controller-manager, kube-scheduler
+    clusters/<name>/addons/<add-on>/   add-on work directories (kwok's log, ...)
+
+The processes outlive ``kibertas-async sandbox up`` (each in its own session) and are found again
+through ``state.json`` by ``status`` and ``down``. The sandbox is synchronous code on purpose: it
+manages processes and files, and must not drag the async clients into the CLI's start-up.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import functools
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from kibertas_async.errors import UsageError
+from kibertas_async.sandbox.addons import AddonContext, SandboxAddon
+from kibertas_async.sandbox.addons.kwok import KwokAddon
+from kibertas_async.sandbox.api import ApiError, SandboxApi
+from kibertas_async.sandbox.build import SandboxBinaries, ensure_binaries
+from kibertas_async.sandbox.errors import SandboxError
+from kibertas_async.sandbox.pki import ClusterPki, create_cluster_pki
+from kibertas_async.sandbox.processes import ManagedProcess, ProcessSpec, stop_all
+from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION, normalize_kubernetes_version
+
+STATE_DIR_ENV = "KIBERTAS_ASYNC_SANDBOX_STATE_DIR"
+"""Environment variable overriding the default state directory."""
+
+READY_TIMEOUT = 180.0
+"""Default bound, in seconds, on ``up`` waiting for API servers, nodes and add-ons to be ready."""
+
+KUBECONFIG_USER_PREFIX = "kibertas-async-sandbox-admin"
+"""User names in the kubeconfig we write; also how we recognise a kubeconfig we may overwrite."""
+
+_STATE_FILE = "state.json"
+_STATE_FORMAT = 1
+_POLL_INTERVAL = 0.1
+_CLUSTER_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?")
+
+
+def default_state_dir() -> Path:
+    """``$KIBERTAS_ASYNC_SANDBOX_STATE_DIR``, else ``$XDG_STATE_HOME/kibertas-async/sandbox``."""
+    if configured := os.environ.get(STATE_DIR_ENV):
+        return Path(configured).expanduser()
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home) / "kibertas-async" / "sandbox"
+
+
+def default_kubeconfig() -> Path:
+    """``~/.kube/kibertas-async-sandbox.yaml``: beside the user's kubeconfig, never replacing it."""
+    return Path.home() / ".kube" / "kibertas-async-sandbox.yaml"
+
+
+def numbered_cluster_names(count: int) -> tuple[str, ...]:
+    """``sandbox-1`` ... ``sandbox-N``."""
+    if count < 1:
+        raise UsageError(f"--clusters {count}: give at least 1")
+    return tuple(f"sandbox-{index}" for index in range(1, count + 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxConfig:
+    """What to start."""
+
+    cluster_names: tuple[str, ...] = ("sandbox-1", "sandbox-2")
+    """One cluster (and kubeconfig context) per name."""
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    state_dir: Path = dataclasses.field(default_factory=default_state_dir)
+    kubeconfig: Path = dataclasses.field(default_factory=default_kubeconfig)
+    """Where the kubeconfig with one context per cluster is written."""
+    bin_dir: Path | None = None
+    """Take binaries from this directory instead of the build cache."""
+    addons: tuple[SandboxAddon, ...] = dataclasses.field(default_factory=lambda: (KwokAddon(),))
+    """Started on every cluster, in order, once its API server is ready."""
+    ready_timeout: float = READY_TIMEOUT
+
+    def __post_init__(self) -> None:
+        for name in self.cluster_names:
+            if not _CLUSTER_NAME.fullmatch(name):
+                raise UsageError(
+                    f"cluster name {name!r} is not a lowercase DNS label of at most 32 characters; rename it"
+                )
+        if len(set(self.cluster_names)) != len(self.cluster_names) or not self.cluster_names:
+            raise UsageError(f"cluster names {','.join(self.cluster_names)!r} must be distinct and not empty")
+
+
+class SandboxCluster:
+    """One sandbox cluster: its endpoint, credentials, processes and fault switches."""
+
+    def __init__(
+        self,
+        name: str,
+        directory: Path,
+        port: int,
+        token: str,
+        processes: dict[str, ManagedProcess],
+        on_change: Callable[[], None] = lambda: None,
+        die_with_parent: bool = False,
+    ) -> None:
+        self.name = name
+        self.directory = directory
+        self.port = port
+        self.token = token
+        self.processes = processes
+        """Component name (``kube-apiserver``, ``kube-scheduler``, ``kwok``, ...) → process."""
+        self._on_change = on_change
+        self._die_with_parent = die_with_parent
+
+    @property
+    def context(self) -> str:
+        """The kubeconfig context of this cluster (its name)."""
+        return self.name
+
+    @property
+    def server(self) -> str:
+        """The API server URL, ``https://127.0.0.1:PORT``."""
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def pki(self) -> ClusterPki:
+        """Paths of this cluster's CA, serving certificate and service-account key."""
+        return ClusterPki.in_directory(self.directory / "pki")
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate that signed the API server's serving certificate."""
+        return self.pki.ca_cert
+
+    @property
+    def kubeconfig(self) -> Path:
+        """A kubeconfig for this cluster alone (admin), context and cluster named after it."""
+        return self.directory / "kubeconfig"
+
+    @property
+    def apiserver(self) -> ManagedProcess:
+        """The kube-apiserver process."""
+        return self.processes["kube-apiserver"]
+
+    def api(self) -> SandboxApi:
+        """A small synchronous admin client (stdlib only) of this cluster's API server."""
+        return SandboxApi(self.server, self.token, self.ca_file)
+
+    def is_ready(self) -> bool:
+        """Whether the API server answers ``/readyz`` with ok."""
+        return self.api().is_ready()
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Block until ``/readyz`` is ok; fail early with the log's tail if the API server exits."""
+        _wait_until(self.is_ready, f"{self.name}: kube-apiserver /readyz", [self.apiserver], timeout)
+
+    def stop_apiserver(self) -> None:
+        """Stop the API server (SIGTERM, then SIGKILL): clients see connection refused."""
+        self.apiserver.stop()
+
+    def start_apiserver(self, timeout: float = READY_TIMEOUT) -> None:
+        """Start the API server again with the same port, certificates and data, and wait until ready.
+
+        Call it from the thread that started the sandbox (normally the main thread): with
+        ``die_with_parent`` the kernel kills the new process when the thread that forked it ends.
+        """
+        if self._die_with_parent and threading.current_thread() is not threading.main_thread():
+            raise SandboxError("restart the API server from the main thread: it must die with its parent, not a thread")
+        if not self.apiserver.is_alive():
+            self.apiserver.start(die_with_parent=self._die_with_parent)
+            self._on_change()
+        self.wait_ready(timeout)
+
+    def restart_apiserver(self, timeout: float = READY_TIMEOUT) -> None:
+        """Stop and start the API server (same port and data): existing watches break and must resume."""
+        self.stop_apiserver()
+        self.start_apiserver(timeout)
+
+    @contextlib.contextmanager
+    def apiserver_stopped(self) -> Iterator[None]:
+        """Within the block the API server is down; afterwards it is started again and ready."""
+        self.stop_apiserver()
+        try:
+            yield
+        finally:
+            self.start_apiserver()
+
+    @contextlib.contextmanager
+    def unreachable(self) -> Iterator[None]:
+        """Within the block the API server is frozen (SIGSTOP): connections open, nothing answers.
+
+        This is what a network partition looks like to a client: requests hang until their timeout.
+        """
+        self.apiserver.pause()
+        try:
+            yield
+        finally:
+            self.apiserver.resume()
+
+    def to_json(self) -> dict[str, Any]:
+        """What the state file records about this cluster."""
+        return {
+            "name": self.name,
+            "directory": str(self.directory),
+            "port": self.port,
+            "token": self.token,
+            "processes": {component: process.to_json() for component, process in self.processes.items()},
+        }
+
+
+class Sandbox:
+    """A running (or partly started) sandbox, as recorded in its state directory."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        kubeconfig: Path,
+        kubernetes_version: str,
+        binaries: SandboxBinaries,
+        etcd: ManagedProcess | None = None,
+        clusters: Sequence[SandboxCluster] = (),
+        addons: Sequence[SandboxAddon] = (),
+    ) -> None:
+        self.state_dir = state_dir
+        self.binaries = binaries
+        self.kubeconfig = kubeconfig
+        """The kubeconfig with one context per cluster."""
+        self.kubernetes_version = kubernetes_version
+        self.etcd = etcd
+        self.clusters = list(clusters)
+        self._addons = tuple(addons)
+
+    @classmethod
+    def start(
+        cls,
+        config: SandboxConfig | None = None,
+        *,
+        die_with_parent: bool = False,
+        binaries: SandboxBinaries | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> Sandbox:
+        """Start every process, wait until every cluster is usable, write the kubeconfig.
+
+        Usable means: ``/readyz`` ok, the ``default`` ServiceAccount exists (pods can be created) and
+        every add-on reports ready (for kwok: all nodes Ready). On failure everything started is
+        stopped again and the error quotes the failing process's log.
+
+        :param die_with_parent: the kernel kills every process when this Python process dies (tests).
+        :param binaries: use these instead of building or finding them from ``config``.
+        :raises UsageError: a sandbox is already running in the state directory, or bad configuration.
+        :raises SandboxError: a process failed or something was not ready within ``ready_timeout``.
+        """
+        config = config or SandboxConfig()
+        report = progress or (lambda _line: None)
+        version = normalize_kubernetes_version(config.kubernetes_version)
+        binaries = binaries or ensure_binaries(version, bin_dir=config.bin_dir, progress=report)
+        _claim_state_dir(config.state_dir)
+        _check_kubeconfig_is_ours(config.kubeconfig)
+        sandbox = cls(config.state_dir, config.kubeconfig, version, binaries, addons=config.addons)
+        starter = _Starter(sandbox, config, binaries, die_with_parent, report)
+        try:
+            starter.run()
+        except BaseException:
+            sandbox.stop_processes()
+            sandbox.save()
+            raise
+        return sandbox
+
+    @classmethod
+    def load(cls, state_dir: Path | None = None) -> Sandbox | None:
+        """The sandbox recorded in ``state_dir`` (default: :func:`default_state_dir`), or None."""
+        state_dir = state_dir or default_state_dir()
+        try:
+            state = json.loads((state_dir / _STATE_FILE).read_text())
+        except FileNotFoundError:
+            return None
+        if state.get("format") != _STATE_FORMAT:
+            raise UsageError(f"{state_dir / _STATE_FILE} is from another kibertas-async version; delete {state_dir}")
+        binaries = SandboxBinaries(**{name: Path(path) for name, path in state["binaries"].items()})
+        sandbox = cls(state_dir, Path(state["kubeconfig"]), state["kubernetes_version"], binaries)
+        if state["etcd"] is not None:
+            sandbox.etcd = ManagedProcess.from_json(state["etcd"])
+        for data in state["clusters"]:
+            processes = {name: ManagedProcess.from_json(proc) for name, proc in data["processes"].items()}
+            sandbox.clusters.append(
+                SandboxCluster(
+                    data["name"], Path(data["directory"]), data["port"], data["token"], processes, sandbox.save
+                )
+            )
+        return sandbox
+
+    def cluster(self, name: str) -> SandboxCluster:
+        """The cluster called ``name``."""
+        for cluster in self.clusters:
+            if cluster.name == name:
+                return cluster
+        raise KeyError(name)
+
+    def processes(self) -> list[ManagedProcess]:
+        """Every process, in start order (etcd first)."""
+        found = [self.etcd] if self.etcd is not None else []
+        for cluster in self.clusters:
+            found.extend(cluster.processes.values())
+        return found
+
+    def is_running(self) -> bool:
+        """Whether any of its processes is still alive."""
+        return any(process.is_alive() for process in self.processes())
+
+    def stop_processes(self) -> None:
+        """Stop all processes: the clusters' together first, then the etcd they depend on."""
+        stop_all([process for cluster in self.clusters for process in cluster.processes.values()])
+        if self.etcd is not None:
+            self.etcd.stop()
+
+    def down(self) -> None:
+        """Stop every process, let add-ons clean up, delete the state directory and the kubeconfig."""
+        self.stop_processes()
+        for cluster in self.clusters:
+            for addon in self._addons:
+                addon.stop(_addon_context(cluster, addon, self))
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        if _is_our_kubeconfig(self.kubeconfig):
+            self.kubeconfig.unlink()
+
+    def save(self) -> None:
+        """Write ``state.json`` atomically (readable by the owner only: it holds admin tokens)."""
+        state = {
+            "format": _STATE_FORMAT,
+            "kubernetes_version": self.kubernetes_version,
+            "kubeconfig": str(self.kubeconfig),
+            "binaries": {name: str(path) for name, path in dataclasses.asdict(self.binaries).items()},
+            "etcd": None if self.etcd is None else self.etcd.to_json(),
+            "clusters": [cluster.to_json() for cluster in self.clusters],
+        }
+        _write_private(self.state_dir / _STATE_FILE, json.dumps(state, indent=2))
+
+    def describe(self) -> list[str]:
+        """Human-readable status lines: every cluster's endpoint and readiness, every process."""
+        lines = [
+            f"state: {self.state_dir}",
+            f"kubeconfig: {self.kubeconfig}",
+            f"kubernetes: v{self.kubernetes_version}",
+        ]
+        if self.etcd is not None:
+            lines.append(_describe_process("etcd", self.etcd))
+        for cluster in self.clusters:
+            ready = "ready" if cluster.apiserver.is_alive() and cluster.is_ready() else "NOT ready"
+            lines.append(f"cluster {cluster.name}: {cluster.server} ({ready}), context {cluster.context}")
+            lines.extend(f"  {_describe_process(name, process)}" for name, process in cluster.processes.items())
+        return lines
+
+
+class _Starter:
+    """The steps of :meth:`Sandbox.start`, sharing one deadline."""
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        config: SandboxConfig,
+        binaries: SandboxBinaries,
+        die_with_parent: bool,
+        progress: Callable[[str], None],
+    ) -> None:
+        self.sandbox = sandbox
+        self.config = config
+        self.binaries = binaries
+        self.die_with_parent = die_with_parent
+        self.progress = progress
+        self.deadline = time.monotonic() + config.ready_timeout
+
+    def run(self) -> None:
+        started = time.monotonic()
+        etcd_url = self._start_etcd()
+        for name in self.config.cluster_names:
+            self._start_apiserver(name, etcd_url)
+        for cluster in self.sandbox.clusters:
+            cluster.wait_ready(self._remaining())
+        self.progress(f"API servers ready after {time.monotonic() - started:.1f}s")
+        contexts: list[tuple[SandboxCluster, SandboxAddon, AddonContext]] = []
+        for cluster in self.sandbox.clusters:
+            self._start(cluster, "kube-controller-manager", self._controller_manager_argv(cluster))
+            self._start(cluster, "kube-scheduler", self._scheduler_argv(cluster))
+            for addon in self.config.addons:
+                context = _addon_context(cluster, addon, self.sandbox)
+                context.work_dir.mkdir(parents=True, exist_ok=True)
+                for spec in addon.start(context):
+                    self._start(cluster, spec.name.rpartition("/")[2], spec.argv, spec.log_file, spec.env)
+                contexts.append((cluster, addon, context))
+        for cluster in self.sandbox.clusters:
+            _wait_until(
+                functools.partial(_exists, cluster.api(), "/api/v1/namespaces/default/serviceaccounts/default"),
+                f"{cluster.name}: the default ServiceAccount (controller-manager at work)",
+                list(cluster.processes.values()),
+                self._remaining(),
+            )
+        for cluster, addon, context in contexts:
+            addon.wait_ready(context, self._remaining())
+            _check_alive(list(cluster.processes.values()), f"{cluster.name}: add-on {addon.name} setup")
+        _write_private(self.sandbox.kubeconfig, json.dumps(_kubeconfig(self.sandbox.clusters), indent=2))
+        self.progress(f"sandbox ready after {time.monotonic() - started:.1f}s")
+
+    def _remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def _start_etcd(self) -> str:
+        client_port, peer_port = _free_port(), _free_port()
+        directory = self.sandbox.state_dir / "etcd"
+        client_url, peer_url = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+        spec = ProcessSpec(
+            "etcd",
+            (
+                str(self.binaries.etcd),
+                "--name=sandbox",
+                f"--data-dir={directory / 'data'}",
+                f"--listen-client-urls={client_url}",
+                f"--advertise-client-urls={client_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=sandbox={peer_url}",
+                # Throwaway data: durability buys nothing and fsync is the slowest part of etcd.
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ),
+            directory / "etcd.log",
+        )
+        self.sandbox.etcd = ManagedProcess(spec)
+        self.sandbox.etcd.start(die_with_parent=self.die_with_parent)
+        self.sandbox.save()
+        _wait_until(lambda: _etcd_healthy(client_url), "etcd /health", [self.sandbox.etcd], self._remaining())
+        return client_url
+
+    def _start_apiserver(self, name: str, etcd_url: str) -> None:
+        directory = self.sandbox.state_dir / "clusters" / name
+        pki = create_cluster_pki(directory / "pki", name)
+        token = secrets.token_urlsafe(32)
+        _write_private(
+            directory / "tokens.csv", f'{token},{KUBECONFIG_USER_PREFIX},{KUBECONFIG_USER_PREFIX},"system:masters"\n'
+        )
+        cluster = SandboxCluster(
+            name, directory, _free_port(), token, {}, self.sandbox.save, die_with_parent=self.die_with_parent
+        )
+        _write_private(cluster.kubeconfig, json.dumps(_kubeconfig([cluster]), indent=2))
+        self.sandbox.clusters.append(cluster)
+        argv = (
+            str(self.binaries.kube_apiserver),
+            f"--etcd-servers={etcd_url}",
+            f"--etcd-prefix=/kibertas-async-sandbox/{name}/registry",
+            f"--secure-port={cluster.port}",
+            "--bind-address=127.0.0.1",
+            # Without it the API server looks for a default route to find its address and fails
+            # on machines without one.
+            "--advertise-address=127.0.0.1",
+            f"--tls-cert-file={pki.serving_cert}",
+            f"--tls-private-key-file={pki.serving_key}",
+            f"--client-ca-file={pki.ca_cert}",
+            "--authorization-mode=RBAC",
+            f"--token-auth-file={directory / 'tokens.csv'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki.service_account_key}",
+            f"--service-account-signing-key-file={pki.service_account_key}",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            # Nothing answers on 127.0.0.1:443 for the `kubernetes` Service; don't advertise it.
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true",
+            "--profiling=false",
+        )
+        self._start(cluster, "kube-apiserver", argv)
+
+    def _controller_manager_argv(self, cluster: SandboxCluster) -> tuple[str, ...]:
+        return (
+            str(self.binaries.kube_controller_manager),
+            f"--kubeconfig={cluster.kubeconfig}",
+            "--leader-elect=false",
+            # One ServiceAccount per controller, as on real clusters, so RBAC applies to them too.
+            "--use-service-account-credentials",
+            f"--service-account-private-key-file={cluster.pki.service_account_key}",
+            # Goes into every namespace's kube-root-ca.crt ConfigMap and legacy token Secrets.
+            f"--root-ca-file={cluster.ca_file}",
+            "--controllers=*",
+            f"--cluster-name={cluster.name}",
+            "--secure-port=0",
+            "--profiling=false",
+        )
+
+    def _scheduler_argv(self, cluster: SandboxCluster) -> tuple[str, ...]:
+        return (
+            str(self.binaries.kube_scheduler),
+            f"--kubeconfig={cluster.kubeconfig}",
+            "--leader-elect=false",
+            "--secure-port=0",
+            "--profiling=false",
+        )
+
+    def _start(
+        self,
+        cluster: SandboxCluster,
+        component: str,
+        argv: Sequence[str],
+        log_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        spec = ProcessSpec(
+            f"{cluster.name}/{component}", tuple(argv), log_file or cluster.directory / f"{component}.log", env or {}
+        )
+        process = ManagedProcess(spec)
+        cluster.processes[component] = process
+        process.start(die_with_parent=self.die_with_parent)
+        self.sandbox.save()
+
+
+def _addon_context(cluster: SandboxCluster, addon: SandboxAddon, sandbox: Sandbox) -> AddonContext:
+    return AddonContext(
+        cluster_name=cluster.name,
+        api=cluster.api(),
+        kubeconfig=cluster.kubeconfig,
+        work_dir=cluster.directory / "addons" / addon.name,
+        binaries=sandbox.binaries,
+        kubernetes_version=sandbox.kubernetes_version,
+        allocate_port=_free_port,
+    )
+
+
+def _claim_state_dir(state_dir: Path) -> None:
+    """Refuse a state directory with live processes; clear one left behind by a crash."""
+    previous = Sandbox.load(state_dir) if (state_dir / _STATE_FILE).exists() else None
+    if previous is not None and previous.is_running():
+        raise UsageError(
+            f"a sandbox is already running from {state_dir}; stop it with `kibertas-async sandbox down` "
+            "or choose another --state-dir"
+        )
+    if state_dir.exists():
+        shutil.rmtree(state_dir)
+    state_dir.mkdir(parents=True, mode=0o700)
+
+
+def _check_kubeconfig_is_ours(path: Path) -> None:
+    if path.exists() and not _is_our_kubeconfig(path):
+        raise UsageError(f"{path} exists and was not written by the sandbox; give another --kubeconfig path")
+
+
+def _is_our_kubeconfig(path: Path) -> bool:
+    try:
+        return KUBECONFIG_USER_PREFIX in path.read_text()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return False
+
+
+def _kubeconfig(clusters: Sequence[SandboxCluster]) -> dict[str, Any]:
+    """A kubeconfig (JSON, which is also YAML) with one context per cluster, admin token auth."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": clusters[0].context,
+        "clusters": [
+            {
+                "name": cluster.name,
+                "cluster": {
+                    "server": cluster.server,
+                    "certificate-authority-data": base64.b64encode(cluster.ca_file.read_bytes()).decode(),
+                },
+            }
+            for cluster in clusters
+        ],
+        "users": [
+            {"name": f"{KUBECONFIG_USER_PREFIX}-{cluster.name}", "user": {"token": cluster.token}}
+            for cluster in clusters
+        ],
+        "contexts": [
+            {
+                "name": cluster.context,
+                "context": {"cluster": cluster.name, "user": f"{KUBECONFIG_USER_PREFIX}-{cluster.name}"},
+            }
+            for cluster in clusters
+        ],
+    }
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    os.replace(partial, path)
+
+
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _etcd_healthy(client_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{client_url}/health", timeout=2) as response:
+            return bool(json.load(response).get("health") == "true")
+    except OSError:
+        return False
+
+
+def _exists(api: SandboxApi, path: str) -> bool:
+    try:
+        api.get(path)
+    except ApiError:
+        return False
+    return True
+
+
+def _check_alive(processes: Sequence[ManagedProcess], during: str) -> None:
+    for process in processes:
+        if not process.is_alive():
+            raise SandboxError(
+                f"{process.spec.name} exited (status {process.exit_code()}) during {during}; "
+                f"last lines of {process.spec.log_file}:\n{process.log_tail()}"
+            )
+
+
+def _wait_until(condition: Callable[[], bool], what: str, watched: Sequence[ManagedProcess], timeout: float) -> None:
+    """Poll ``condition`` until true; fail at once if a watched process dies, or after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        _check_alive(watched, f"waiting for {what}")
+        if time.monotonic() >= deadline:
+            logs = "\n".join(f"--- {p.spec.log_file}:\n{p.log_tail(10)}" for p in watched)
+            raise SandboxError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
+        time.sleep(_POLL_INTERVAL)
+
+
+def _describe_process(name: str, process: ManagedProcess) -> str:
+    state = "running" if process.is_alive() else "stopped"
+    return f"{name}: pid {process.pid} {state}, log {process.spec.log_file}"
