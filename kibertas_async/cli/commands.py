@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from kibertas_async.errors import UsageError
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from kibertas_async.options import Option
     from kibertas_async.plugins import Registry
 
-SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 LOG_FORMATS = ("auto", "json", "console")
 
 

@@ -182,9 +182,9 @@ class Engine:
                     await limits.enter_async_context(lock)
                 await limits.enter_async_context(self._cluster_limits[target.name])
                 await limits.enter_async_context(self._global_limit)
-                result = await self._execute(target, check)
+                await self._execute(target, check, result)
         except anyio.get_cancelled_exc_class():
-            if result.outcome is Outcome.SKIPPED and not result.steps:
+            if result.outcome is Outcome.SKIPPED and not result.reason:
                 result.reason = f"not started: {self._cancel_reason()}"
             raise
         finally:
@@ -196,7 +196,8 @@ class Engine:
             return self._stop_reason
         return f"run timeout of {self.plan.run_options[settings.RUN_TIMEOUT]:g}s reached"
 
-    async def _execute(self, target: ClusterTarget, check: type[Check]) -> CheckResult:
+    async def _execute(self, target: ClusterTarget, check: type[Check], result: CheckResult) -> None:
+        """Run one check and its cleanup, filling in ``result`` (also when cancelled from outside)."""
         options = self.plan.cluster_options[target.name]
         timeout = options[settings.CHECK_TIMEOUT] or check.timeout
         log = get_logger(run_id=self.plan.run_id, cluster=target.name, check=check.name)
@@ -205,7 +206,7 @@ class Engine:
             action_timeout=self.plan.run_options[settings.CLEANUP_TIMEOUT],
             guard=self.guard,
         )
-        result = CheckResult(check=check.name, cluster=target.name, outcome=Outcome.ERROR, started_at=datetime.now(UTC))
+        result.outcome, result.started_at = Outcome.ERROR, datetime.now(UTC)
         started = anyio.current_time()
         ctx: CheckContext | None = None
         log.info("check.started", timeout=timeout)
@@ -246,7 +247,6 @@ class Engine:
             await self._finish(result, ctx, cleanup, started, log)
             raise
         await self._finish(result, ctx, cleanup, started, log)
-        return result
 
     async def _finish(
         self, result: CheckResult, ctx: CheckContext | None, cleanup: CleanupStack, started: float, log: Any
