@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from kibertas_async.engine.results import CheckResult, RunReport
     from kibertas_async.options import Option, OptionValues
     from kibertas_async.outputs import Notifier, Reporter, RunInfo
+    from kibertas_async.sandbox.addons import SandboxAddon
 
 PROJECT_NAME = "kibertas_async"
 """One word for the pluggy project, the entry-point group and the hook prefix."""
@@ -59,6 +60,18 @@ def kibertas_async_register_reporters(options: OptionValues) -> list[Reporter]:
     """Return the reporters that write the run's report (files, terminal tables), given the options.
 
     :param options: run-wide option values; return ``[]`` when your report was not asked for.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def kibertas_async_register_sandbox_addons() -> list[SandboxAddon]:
+    """Return the sandbox add-ons your checks need, so ``kibertas-async sandbox up`` (and the pytest
+    fixture in :mod:`kibertas_async.testing`) start them beside every local cluster.
+
+    An add-on may also define ``cluster_settings(context) -> Mapping[str, object]``: option values for
+    that cluster (e.g. the ingress hostname, the stand-in's URL), written to the sandbox's run config
+    file so ``kibertas-async run --config <it>`` works against the sandbox as is.
     """
     raise NotImplementedError
 

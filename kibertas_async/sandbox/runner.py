@@ -36,7 +36,7 @@ from typing import Any
 
 from kibertas_async.errors import UsageError
 from kibertas_async.sandbox.addons import AddonContext, SandboxAddon
-from kibertas_async.sandbox.addons.kwok import KwokAddon
+from kibertas_async.sandbox.addons.discovery import RUN_CONFIG_NAME, collect_settings, default_addons, write_run_config
 from kibertas_async.sandbox.api import ApiError, SandboxApi
 from kibertas_async.sandbox.build import SandboxBinaries, ensure_binaries
 from kibertas_async.sandbox.errors import SandboxError
@@ -91,8 +91,9 @@ class SandboxConfig:
     """Where the kubeconfig with one context per cluster is written."""
     bin_dir: Path | None = None
     """Take binaries from this directory instead of the build cache."""
-    addons: tuple[SandboxAddon, ...] = dataclasses.field(default_factory=lambda: (KwokAddon(),))
-    """Started on every cluster, in order, once its API server is ready."""
+    addons: tuple[SandboxAddon, ...] = dataclasses.field(default_factory=default_addons)
+    """Started on every cluster, in order, once its API server is ready: kwok, then the add-ons that
+    installed plugins register (``kibertas_async_register_sandbox_addons``)."""
     ready_timeout: float = READY_TIMEOUT
 
     def __post_init__(self) -> None:
@@ -413,6 +414,10 @@ class _Starter:
             addon.wait_ready(context, self._remaining())
             _check_alive(list(cluster.processes.values()), f"{cluster.name}: add-on {addon.name} setup")
         _write_private(self.sandbox.kubeconfig, json.dumps(_kubeconfig(self.sandbox.clusters), indent=2))
+        write_run_config(
+            self.sandbox.state_dir / RUN_CONFIG_NAME,
+            collect_settings([(addon, context) for _cluster, addon, context in contexts]),
+        )
         self.progress(f"sandbox ready after {time.monotonic() - started:.1f}s")
 
     def _remaining(self) -> float:
