@@ -71,6 +71,8 @@ class CheckResult:
     cleanup: list[CleanupResult] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)
     """What the check wants reported on success too (e.g. which node joined, how long the scale-up took)."""
+    api_requests: int = 0
+    """How many Kubernetes API requests the check (and its cleanup) sent; a watch counts once."""
 
     @property
     def left_behind(self) -> list[CleanupResult]:

@@ -213,7 +213,7 @@ class Engine:
         try:
             with anyio.CancelScope(deadline=started + timeout) as check_scope:
                 try:
-                    kube = await self._sessions[target.name].client() if check.needs_kubernetes else None
+                    kube = (await self._sessions[target.name].client()).view() if check.needs_kubernetes else None
                 except ClusterUnreachable as error:
                     result.step, result.reason = "connect to cluster", str(error)
                 else:
@@ -264,6 +264,8 @@ class Engine:
         if ctx is not None:
             result.steps = list(ctx.results)
             result.facts = dict(ctx.facts)
+            if ctx._kube is not None:
+                result.api_requests = ctx._kube.requests_made
         log.info(
             "check.finished",
             outcome=result.outcome.value,

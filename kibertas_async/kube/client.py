@@ -45,6 +45,10 @@ class KubeClient:
         self.requests_made = 0
         """How many API requests this client sent (watches count once each)."""
 
+    def view(self) -> KubeClient:
+        """Another client over the same connection, with its own request counter (one per check)."""
+        return KubeClient(self._api, self.cluster)
+
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._api.close()

@@ -40,6 +40,7 @@ def _result_to_dict(result: CheckResult) -> dict[str, Any]:
         "started_at": result.started_at.isoformat(),
         "duration_seconds": round(result.duration, 3),
         "facts": dict(result.facts),
+        "api_requests": result.api_requests,
         "steps": [
             {
                 "name": step.name,

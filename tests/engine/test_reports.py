@@ -44,6 +44,7 @@ def test_json_report_has_the_documented_shape(run_cli: RunCli, tmp_path: Path) -
         "facts",
         "steps",
         "cleanup",
+        "api_requests",
     }
 
 
