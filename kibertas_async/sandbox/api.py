@@ -28,7 +28,8 @@ class SandboxApi:
     def __init__(self, server: str, token: str, ca_file: Path) -> None:
         self.server = server
         self._token = token
-        self._tls = ssl.create_default_context(cafile=str(ca_file))
+        self._ca_file = ca_file
+        self._tls: ssl.SSLContext | None = None
 
     def request(
         self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float = 10.0
@@ -44,6 +45,8 @@ class SandboxApi:
             method=method,
             headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"},
         )
+        if self._tls is None:  # made on first use: the CA file may not exist yet when the client is made
+            self._tls = ssl.create_default_context(cafile=str(self._ca_file))
         try:
             with urllib.request.urlopen(request, context=self._tls, timeout=timeout) as response:
                 payload = response.read()

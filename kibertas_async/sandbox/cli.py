@@ -7,6 +7,7 @@ parser, and ``--help`` must stay fast. The sandbox itself is imported when a sub
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -99,17 +100,17 @@ def _up(args: argparse.Namespace) -> int:
             raise UsageError("--names is empty; give comma-separated cluster names like --names old,new")
     else:
         names = numbered_cluster_names(2 if args.clusters is None else args.clusters)
-    overrides: dict[str, object] = {
-        "cluster_names": names,
-        "kubernetes_version": args.kubernetes_version or DEFAULT_KUBERNETES_VERSION,
-        "bin_dir": args.bin_dir,
-    }
-    for option in ("kubeconfig", "state_dir"):
-        if getattr(args, option) is not None:
-            overrides[option] = getattr(args, option).expanduser().absolute()
+    config = SandboxConfig(
+        cluster_names=names,
+        kubernetes_version=args.kubernetes_version or DEFAULT_KUBERNETES_VERSION,
+        bin_dir=args.bin_dir,
+    )
+    if args.kubeconfig is not None:
+        config = dataclasses.replace(config, kubeconfig=args.kubeconfig.expanduser().absolute())
+    if args.state_dir is not None:
+        config = dataclasses.replace(config, state_dir=args.state_dir.expanduser().absolute())
     if args.timeout is not None:
-        overrides["ready_timeout"] = args.timeout
-    config = SandboxConfig(**overrides)  # type: ignore[arg-type]
+        config = dataclasses.replace(config, ready_timeout=args.timeout)
     try:
         sandbox = Sandbox.start(config, progress=_progress)
     except SandboxError as error:

@@ -70,8 +70,7 @@ class KwokAddon:
             try:
                 context.api.create("/api/v1/nodes", node_manifest(f"kwok-node-{index}", shape, context))
             except ApiError as error:
-                if error.status != 409:  # already there: a restarted sandbox reuses its etcd data
-                    raise SandboxError(f"{context.cluster_name}: could not create a kwok node: {error}") from error
+                raise SandboxError(f"{context.cluster_name}: could not create a kwok node: {error}") from error
         deadline = time.monotonic() + timeout
         while (not_ready := self._nodes_not_ready(context)) and time.monotonic() < deadline:
             time.sleep(_POLL_INTERVAL)
