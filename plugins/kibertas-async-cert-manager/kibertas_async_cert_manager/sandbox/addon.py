@@ -1,0 +1,173 @@
+"""The sandbox add-on: cert-manager's real CRDs, the ``selfsigned-issuer`` ClusterIssuer, the sandbox issuer.
+
+The CRDs are cert-manager's own files (``deploy/crds/*.yaml`` of its Go module, plain YAML since
+v1.19), fetched once with ``go mod download`` into the sandbox's shared module cache. The controller
+is :mod:`kibertas_async_cert_manager.sandbox.issuer`, not cert-manager's: see the README for why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from kibertas_async.sandbox.addons import AddonContext
+from kibertas_async.sandbox.api import ApiError, SandboxApi
+from kibertas_async.sandbox.build import cache_root
+from kibertas_async.sandbox.errors import SandboxError
+from kibertas_async.sandbox.processes import ProcessSpec
+from kibertas_async_cert_manager.resources import CLUSTER_ISSUERS, is_ready
+
+CERT_MANAGER_MODULE = "github.com/cert-manager/cert-manager"
+CERT_MANAGER_VERSION = "v1.19.1"
+"""Whose CRDs the sandbox serves: the first line whose ``deploy/crds`` are plain YAML (no Helm templates)."""
+
+CLUSTER_RESOURCE_NAMESPACE = "cert-manager"
+"""Where ClusterIssuers' Secrets live (cert-manager's ``--cluster-resource-namespace``) and the fault switch."""
+SELF_SIGNED_CLUSTER_ISSUER = "selfsigned-issuer"
+
+_CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+_POLL_INTERVAL = 0.2
+
+
+def crd_directory(version: str = CERT_MANAGER_VERSION) -> Path:
+    """``deploy/crds`` of cert-manager's module at ``version``, downloaded into the shared cache if needed.
+
+    :raises SandboxError: when ``go`` is missing or the download fails.
+    """
+    module_cache = cache_root() / "go" / "mod"
+    directory = module_cache / f"{CERT_MANAGER_MODULE}@{version}" / "deploy" / "crds"
+    if directory.is_dir():
+        return directory
+    env = {
+        **os.environ,
+        "GOMODCACHE": str(module_cache),
+        "GOFLAGS": "-mod=mod",
+        "GOTOOLCHAIN": "local",
+        "GOWORK": "off",
+    }
+    try:
+        # Run outside any module: `go mod download module@version` then only fills the module cache.
+        completed = subprocess.run(
+            ["go", "mod", "download", "-json", f"{CERT_MANAGER_MODULE}@{version}"],
+            env=env,
+            cwd=cache_root(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise SandboxError(f"cannot download {CERT_MANAGER_MODULE}@{version} for its CRDs: {error}") from None
+    if completed.returncode != 0:
+        raise SandboxError(f"go mod download {CERT_MANAGER_MODULE}@{version} failed: {completed.stderr.strip()[-500:]}")
+    return Path(json.loads(completed.stdout)["Dir"]) / "deploy" / "crds"
+
+
+def load_crds(version: str = CERT_MANAGER_VERSION) -> list[dict[str, Any]]:
+    """Every CustomResourceDefinition cert-manager ships at ``version`` (cert-manager.io and acme)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    documents: list[dict[str, Any]] = []
+    for path in sorted(crd_directory(version).glob("*.yaml")):
+        with path.open(encoding="utf-8") as stream:
+            documents += [
+                doc
+                for doc in yaml.load_all(stream, Loader=loader)
+                if doc and doc.get("kind") == "CustomResourceDefinition"
+            ]
+    if not documents:
+        raise SandboxError(f"{CERT_MANAGER_MODULE}@{version} has no CRDs in deploy/crds")
+    return documents
+
+
+class CertManagerAddon:
+    """Per cluster: cert-manager's CRDs, the ``cert-manager`` namespace, the issuer process, the ClusterIssuer."""
+
+    name = "cert-manager"
+
+    def __init__(self, version: str = CERT_MANAGER_VERSION) -> None:
+        self.version = version
+        self._crd_names: list[str] = []
+
+    def start(self, context: AddonContext) -> Sequence[ProcessSpec]:
+        """Install the CRDs and the namespace; return the sandbox issuer's process."""
+        crds = load_crds(self.version)
+        self._crd_names = [crd["metadata"]["name"] for crd in crds]
+        for crd in crds:
+            _create(context.api, _CRD_PATH, crd, context.cluster_name)
+        _create(
+            context.api, "/api/v1/namespaces", {"metadata": {"name": CLUSTER_RESOURCE_NAMESPACE}}, context.cluster_name
+        )
+        argv = (
+            sys.executable,
+            "-m",
+            "kibertas_async_cert_manager.sandbox.issuer",
+            f"--kubeconfig={context.kubeconfig}",
+            f"--cluster-resource-namespace={CLUSTER_RESOURCE_NAMESPACE}",
+        )
+        return [ProcessSpec(f"{context.cluster_name}/cert-manager-issuer", argv, context.work_dir / "issuer.log")]
+
+    def wait_ready(self, context: AddonContext, timeout: float) -> None:
+        """Wait for the CRDs to be served, create ``selfsigned-issuer`` and wait until the issuer marks it Ready."""
+        deadline = time.monotonic() + timeout
+        for name in self._crd_names:
+            _poll(
+                lambda name=name: _established(context.api, name),
+                deadline,
+                f"{context.cluster_name}: CRD {name} not Established after {timeout:.0f}s",
+            )
+        path = CLUSTER_ISSUERS.path()
+        manifest = {
+            "apiVersion": CLUSTER_ISSUERS.api_version,
+            "kind": CLUSTER_ISSUERS.kind,
+            "metadata": {"name": SELF_SIGNED_CLUSTER_ISSUER},
+            "spec": {"selfSigned": {}},
+        }
+        _create(context.api, path, manifest, context.cluster_name)
+        _poll(
+            lambda: is_ready(_get(context.api, f"{path}/{SELF_SIGNED_CLUSTER_ISSUER}")),
+            deadline,
+            f"{context.cluster_name}: ClusterIssuer {SELF_SIGNED_CLUSTER_ISSUER} not Ready after {timeout:.0f}s; "
+            f"see {context.work_dir / 'issuer.log'}",
+        )
+
+    def stop(self, context: AddonContext) -> None:
+        """Nothing to release: the CRDs and objects live in the cluster's data, which ``down`` removes."""
+
+    def cluster_settings(self, context: AddonContext) -> Mapping[str, object]:
+        """The check's ClusterIssuer on this sandbox cluster."""
+        return {"cert-manager-cluster-issuer": SELF_SIGNED_CLUSTER_ISSUER}
+
+
+def _create(api: SandboxApi, path: str, manifest: dict[str, Any], cluster: str) -> None:
+    try:
+        api.create(path, manifest)
+    except ApiError as error:
+        if error.status != 409:  # already there: a restarted sandbox reuses its etcd data
+            raise SandboxError(f"{cluster}: could not create {manifest['metadata']['name']}: {error}") from error
+
+
+def _get(api: SandboxApi, path: str) -> dict[str, Any] | None:
+    try:
+        return api.get(path)
+    except ApiError:
+        return None
+
+
+def _established(api: SandboxApi, name: str) -> bool:
+    crd = _get(api, f"{_CRD_PATH}/{name}") or {}
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(item.get("type") == "Established" and item.get("status") == "True" for item in conditions)
+
+
+def _poll(ready: Any, deadline: float, message: str) -> None:
+    while not ready():
+        if time.monotonic() >= deadline:
+            raise SandboxError(message)
+        time.sleep(_POLL_INTERVAL)
