@@ -1,0 +1,181 @@
+"""The ``datadog-agent`` check: this cluster's metrics arrive in Datadog, so its agent works.
+
+The reference tool sleeps three minutes, then asks for ``avg:kubernetes.cpu.user.total{*}`` over a fixed
+window: any cluster's agent makes it pass. Here the query is scoped to the cluster by its Datadog tag,
+the window moves with each poll, polling starts at once with backoff, and rejected keys end the check at
+once instead of being retried until the timeout.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, ClassVar
+
+import anyio
+
+from kibertas_async import Check, CheckContext, Option, parse_duration
+
+if TYPE_CHECKING:
+    from kibertas_async_datadog.metrics import MetricsClient, Series
+
+DEFAULT_QUERY = "avg:kubernetes.cpu.user.total{kube_cluster_name:{cluster}}"
+CLUSTER_PLACEHOLDER = "{cluster}"
+STEP_WAIT_FOR_METRICS = "wait for metrics in Datadog"
+
+
+def parse_http_url(text: str) -> str:
+    """An ``http(s)://`` base URL without a trailing ``/``; empty means unset."""
+    url = text.strip().rstrip("/")
+    if url and not url.startswith(("https://", "http://")):
+        raise ValueError(f"{text!r} is not an http(s) URL (example: https://api.datadoghq.com)")
+    return url
+
+
+def parse_site(text: str) -> str:
+    """A Datadog site such as ``datadoghq.com`` or ``datadoghq.eu`` (a leading ``app.``/``api.`` is dropped)."""
+    site = text.strip().lower().removeprefix("https://").rstrip("/")
+    for prefix in ("app.", "api."):
+        site = site.removeprefix(prefix)
+    if not site or "/" in site or "." not in site:
+        raise ValueError(f"{text!r} is not a Datadog site (examples: datadoghq.com, ap1.datadoghq.com)")
+    return site
+
+
+API_KEY = Option[str](
+    "datadog-api-key",
+    "Datadog API key (secret).",
+    default="",
+    env=("DD_API_KEY",),
+    secret=True,
+    metavar="KEY",
+)
+APP_KEY = Option[str](
+    "datadog-app-key",
+    "Datadog application key, needed to read metrics (secret).",
+    default="",
+    env=("DD_APP_KEY",),
+    secret=True,
+    metavar="KEY",
+)
+SITE = Option[str](
+    "datadog-site",
+    "Datadog site the organisation lives on; the API is https://api.<site>.",
+    default="datadoghq.com",
+    parse=parse_site,
+    env=("DD_SITE",),
+    metavar="SITE",
+)
+API_URL = Option[str](
+    "datadog-api-url",
+    "Base URL of the Datadog API, overriding the site (a proxy, or the sandbox's stand-in).",
+    default="",
+    parse=parse_http_url,
+    metavar="URL",
+)
+QUERY = Option[str](
+    "datadog-query",
+    "Metrics query; {cluster} is replaced by the cluster's Datadog name.",
+    default=DEFAULT_QUERY,
+    env=("QUERY_METRICS",),
+    metavar="QUERY",
+)
+CLUSTER_NAME = Option[str](
+    "datadog-cluster-name",
+    "The cluster's name in Datadog (its kube_cluster_name tag); default: the cluster's name here.",
+    default="",
+    env=("DD_CLUSTER_NAME",),
+    metavar="NAME",
+)
+WINDOW = Option[float](
+    "datadog-window",
+    "How far back each query looks (the window ends now, at every poll).",
+    default=300.0,
+    parse=parse_duration,
+    metavar="DURATION",
+)
+WAIT_TIMEOUT = Option[float](
+    "datadog-wait-timeout",
+    "How long to wait for a non-empty series before the check fails.",
+    default=600.0,
+    parse=parse_duration,
+    metavar="DURATION",
+)
+
+
+class DatadogAgentCheck(Check):
+    """Polls the Datadog metrics API until this cluster's series has points."""
+
+    name: ClassVar[str] = "datadog-agent"
+    description: ClassVar[str] = "The Datadog agent's metrics for this cluster reach Datadog."
+    tags: ClassVar[frozenset[str]] = frozenset({"datadog", "monitoring", "external"})
+    timeout: ClassVar[float] = 900.0
+    options = (API_KEY, APP_KEY, SITE, API_URL, QUERY, CLUSTER_NAME, WINDOW, WAIT_TIMEOUT)
+    creates: ClassVar[tuple[str, ...]] = ()
+    needs_kubernetes: ClassVar[bool] = False
+
+    async def run(self, ctx: CheckContext) -> None:
+        """Query until a non-empty series arrives; rejected keys or query fail at once."""
+        cluster_name = ctx.options[CLUSTER_NAME] or ctx.cluster.name
+        query = ctx.options[QUERY].replace(CLUSTER_PLACEHOLDER, cluster_name)
+        api_url = ctx.options[API_URL] or f"https://api.{ctx.options[SITE]}"
+        window = int(ctx.options[WINDOW])
+        wait_timeout = ctx.options[WAIT_TIMEOUT]
+        ctx.fact("query", query)
+        ctx.fact("api", api_url)
+        async with ctx.step(STEP_WAIT_FOR_METRICS):
+            missing = [f"{option.flag} ({option.env[0]})" for option in (API_KEY, APP_KEY) if not ctx.options[option]]
+            if missing:
+                ctx.fail(f"not configured: {' and '.join(missing)} must be set")
+            from kibertas_async_datadog.metrics import MetricsClient
+
+            async with MetricsClient(api_url, ctx.options[API_KEY], ctx.options[APP_KEY]) as client:
+                poller = _SeriesPoller(ctx, client, query, window)
+                with anyio.move_on_after(wait_timeout):
+                    series = await ctx.poll(poller.attempt, first_delay=2.0, max_delay=30.0)
+                    best = max(series, key=lambda item: item.points)
+                    ctx.fact("series", len(series))
+                    ctx.fact("points", best.points)
+                    ctx.fact("scope", best.scope)
+                    ctx.fact("last_value", best.last_value)
+                    ctx.fact("attempts", poller.attempts)
+                    return
+                ctx.fail(
+                    f"the series of {query} stayed empty for {wait_timeout:g}s "
+                    f"({poller.attempts} queries over the last {window}s each; last: {poller.last_observation})"
+                )
+
+
+class _SeriesPoller:
+    """One query per call over a window ending now; ``None`` while nothing (or nothing yet) came back."""
+
+    def __init__(self, ctx: CheckContext, client: MetricsClient, query: str, window: int) -> None:
+        self._ctx = ctx
+        self._client = client
+        self._query = query
+        self._window = window
+        self.attempts = 0
+        self.last_observation = "no answer yet"
+
+    async def attempt(self) -> list[Series] | None:
+        from kibertas_async_datadog.metrics import DatadogRejected, DatadogUnavailable
+
+        self.attempts += 1
+        end = int(time.time())
+        try:
+            series = await self._client.query(end - self._window, end, self._query)
+        except DatadogRejected as error:
+            if error.status in (401, 403):
+                self._ctx.fail(
+                    f"Datadog rejected the API or application key (HTTP {error.status}: {error.detail}); "
+                    "check DD_API_KEY, DD_APP_KEY and that DD_SITE is the organisation's site"
+                )
+            self._ctx.fail(f"Datadog rejected the query {self._query!r} (HTTP {error.status}: {error.detail})")
+        except DatadogUnavailable as error:
+            self.last_observation = f"query failed: {error}"
+        else:
+            with_points = [item for item in series if item.points]
+            if with_points:
+                return with_points
+            self.last_observation = f"{len(series)} series, no points" if series else "empty series"
+        self._ctx.progress(f"attempt {self.attempts}: {self.last_observation}")
+        return None

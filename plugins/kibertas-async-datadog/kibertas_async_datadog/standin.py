@@ -1,0 +1,233 @@
+"""A stand-in for Datadog's metrics query endpoint (``GET /api/v1/query``), fed by a real cluster.
+
+It answers as Datadog documents the endpoint:
+
+- ``DD-API-KEY`` and ``DD-APPLICATION-KEY`` must be the configured keys, otherwise ``403`` with
+  ``{"errors": ["Forbidden"]}``;
+- ``from``, ``to`` (Unix seconds) and ``query`` are required, otherwise ``400`` with ``{"errors": [...]}``;
+  the query is ``[aggregator:]metric{tag,tag,...}`` (``*`` for all);
+- the answer is ``{"status": "ok", "res_type": "time_series", "series": [...], "from_date", "to_date",
+  "query", "group_by"}``, each series with ``metric``, ``pointlist`` (``[[ms, value], ...]``), ``scope``,
+  ``tag_set``, ``expression``, ``aggr``, ``start``, ``end``, ``interval``, ``length``, ``display_name``.
+
+Where the points come from: the stand-in plays a Datadog organisation that only this one cluster reports
+to, through a ``datadog-agent`` DaemonSet (any namespace). A query gets a series only while such a
+DaemonSet has Running pods, and only if its ``kube_cluster_name:`` tags (if any) name this cluster; the
+points start when the oldest Running agent pod started, one every :data:`POINT_INTERVAL` seconds. So
+deleting the DaemonSet, or making its pods disappear, empties the series, as it would in Datadog.
+
+``GET /_standin/stats`` answers ``{"requests": N, "rejected": M}`` (queries received, refused with 403),
+so tests can prove a client did not retry a refusal. Run it with
+``python -m kibertas_async_datadog.standin --port P --cluster-name NAME --kubeconfig PATH``; the keys
+come from ``$STANDIN_DD_API_KEY`` and ``$STANDIN_DD_APP_KEY``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from kibertas_async.kube import KubeClient
+
+AGENT_NAME = "datadog-agent"
+"""The DaemonSet name whose Running pods make the series non-empty."""
+CLUSTER_TAG = "kube_cluster_name"
+POINT_INTERVAL = 20
+"""Seconds between two points, as the agent's default check interval (15 s) rounded by Datadog's rollup."""
+API_KEY_ENV = "STANDIN_DD_API_KEY"
+APP_KEY_ENV = "STANDIN_DD_APP_KEY"
+
+_QUERY = re.compile(r"^\s*(?:(?P<aggr>avg|sum|min|max):)?(?P<metric>[A-Za-z][\w.]*)\s*\{(?P<scope>[^}]*)\}")
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """The parts of a query the stand-in understands."""
+
+    aggregator: str
+    metric: str
+    tags: tuple[str, ...]
+    """The scope's tags; empty for ``*``."""
+
+
+def parse_query(text: str) -> ParsedQuery:
+    """``avg:kubernetes.cpu.user.total{kube_cluster_name:prod}`` → its aggregator, metric and tags.
+
+    :raises ValueError: when the query is not ``[aggregator:]metric{scope}``.
+    """
+    match = _QUERY.match(text)
+    if not match:
+        raise ValueError(f"Error parsing query: expected [aggregator:]metric{{scope}}, got {text!r}")
+    tags = tuple(tag.strip() for tag in match["scope"].split(",") if tag.strip() and tag.strip() != "*")
+    return ParsedQuery(match["aggr"] or "avg", match["metric"], tags)
+
+
+def scope_matches(query: ParsedQuery, cluster_name: str) -> bool:
+    """Whether every ``kube_cluster_name:`` tag of the query names this cluster (other tags are ignored)."""
+    names = [tag.partition(":")[2] for tag in query.tags if tag.partition(":")[0] == CLUSTER_TAG]
+    return all(name == cluster_name for name in names)
+
+
+def point_times(start: int, end: int, agent_since: float) -> list[int]:
+    """Point timestamps (seconds) in ``[max(start, agent_since), end]``, every :data:`POINT_INTERVAL`
+    back from ``end``: a running agent has always just reported."""
+    first = max(start, int(agent_since))
+    times: list[int] = []
+    moment = end
+    while moment >= first:
+        times.append(moment)
+        moment -= POINT_INTERVAL
+    return sorted(times)
+
+
+class DatadogStandin:
+    """The aiohttp application and the cluster it reads agent pods from."""
+
+    def __init__(self, cluster_name: str, kube: KubeClient, api_key: str, app_key: str) -> None:
+        self.cluster_name = cluster_name
+        self._kube = kube
+        self._api_key = api_key
+        self._app_key = app_key
+        self.requests = 0
+        self.rejected = 0
+
+    def application(self) -> web.Application:
+        """The routes: the query endpoint, the counters and a health probe."""
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_get("/api/v1/query", self.query)
+        app.router.add_get("/_standin/stats", self.stats)
+        app.router.add_get("/healthz", self.health)
+        return app
+
+    async def health(self, request: web.Request) -> web.Response:
+        """``ok`` once the server runs."""
+        from aiohttp import web
+
+        return web.Response(text="ok")
+
+    async def stats(self, request: web.Request) -> web.Response:
+        """How many queries came in, and how many were refused."""
+        from aiohttp import web
+
+        return web.json_response({"requests": self.requests, "rejected": self.rejected})
+
+    async def query(self, request: web.Request) -> web.Response:
+        """``GET /api/v1/query``: authenticate, validate, answer with this cluster's series (or none)."""
+        from aiohttp import web
+
+        self.requests += 1
+        if request.headers.get("DD-API-KEY") != self._api_key or (
+            request.headers.get("DD-APPLICATION-KEY") != self._app_key
+        ):
+            self.rejected += 1
+            return web.json_response({"errors": ["Forbidden"]}, status=403)
+        missing = [name for name in ("from", "to", "query") if not request.query.get(name)]
+        if missing:
+            return web.json_response({"errors": [f"missing required parameter(s): {', '.join(missing)}"]}, status=400)
+        try:
+            start, end = int(request.query["from"]), int(request.query["to"])
+            parsed = parse_query(request.query["query"])
+        except ValueError as error:
+            return web.json_response({"errors": [str(error)]}, status=400)
+        series: list[dict[str, Any]] = []
+        agent_since = await self._agent_running_since()
+        if agent_since is not None and scope_matches(parsed, self.cluster_name):
+            times = point_times(start, end, agent_since)
+            if times:
+                series.append(self._series(request.query["query"], parsed, times))
+        return web.json_response(
+            {
+                "status": "ok",
+                "res_type": "time_series",
+                "query": request.query["query"],
+                "from_date": start * 1000,
+                "to_date": end * 1000,
+                "group_by": [],
+                "series": series,
+            }
+        )
+
+    def _series(self, expression: str, parsed: ParsedQuery, times: Sequence[int]) -> dict[str, Any]:
+        scope = ",".join(parsed.tags) or "*"
+        return {
+            "metric": parsed.metric,
+            "display_name": parsed.metric,
+            "expression": expression,
+            "aggr": parsed.aggregator,
+            "scope": scope,
+            "tag_set": list(parsed.tags),
+            "pointlist": [[float(moment * 1000), 0.25] for moment in times],
+            "start": times[0] * 1000,
+            "end": times[-1] * 1000 + POINT_INTERVAL * 1000 - 1,
+            "interval": POINT_INTERVAL,
+            "length": len(times),
+            "query_index": 0,
+            "unit": None,
+        }
+
+    async def _agent_running_since(self) -> float | None:
+        """When the oldest Running pod of a ``datadog-agent`` DaemonSet started; ``None`` if none runs."""
+        from kibertas_async.kube.resources import DAEMONSETS, PODS
+
+        daemonsets = await self._kube.list(DAEMONSETS, field_selector=f"metadata.name={AGENT_NAME}")
+        owners = {item["metadata"]["uid"] for item in daemonsets["items"]}
+        if not owners:
+            return None
+        pods = await self._kube.list(PODS, field_selector="status.phase=Running")
+        started = [
+            _timestamp(pod["status"].get("startTime") or pod["metadata"]["creationTimestamp"])
+            for pod in pods["items"]
+            if any(ref.get("uid") in owners for ref in pod["metadata"].get("ownerReferences") or [])
+            and not pod["metadata"].get("deletionTimestamp")
+        ]
+        return min(started) if started else None
+
+
+def _timestamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+async def serve(port: int, cluster_name: str, kubeconfig: str) -> None:
+    """Run the stand-in on ``127.0.0.1:port`` until cancelled."""
+    import anyio
+    from aiohttp import web
+
+    from kibertas_async.kube import ClusterTarget, connect
+
+    kube = await connect(ClusterTarget(name=cluster_name, kubeconfig=kubeconfig), timeout=30.0)
+    standin = DatadogStandin(cluster_name, kube, os.environ[API_KEY_ENV], os.environ[APP_KEY_ENV])
+    runner = web.AppRunner(standin.application(), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        print(f"datadog stand-in for {cluster_name} on http://127.0.0.1:{port}", flush=True)
+        await anyio.sleep_forever()
+    finally:
+        await runner.cleanup()
+        await kube.aclose()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: ``--port``, ``--cluster-name``, ``--kubeconfig``."""
+    import anyio
+
+    parser = argparse.ArgumentParser(description="Stand-in for Datadog's metrics query API.")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cluster-name", required=True)
+    parser.add_argument("--kubeconfig", required=True)
+    args = parser.parse_args(argv)
+    anyio.run(serve, args.port, args.cluster_name, args.kubeconfig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The datadog-agent check against the sandbox's Datadog stand-in: pass, agent down, bad keys."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from kibertas_async_datadog.check import STEP_WAIT_FOR_METRICS
+from kibertas_async_datadog.sandbox import AGENT_NAMESPACE, api_key_for, app_key_for
+from kibertas_async_datadog.standin import AGENT_NAME
+
+from kibertas_async.sandbox.runner import Sandbox
+from kibertas_async.testing import kubectl
+
+from .conftest import RunCheck, assert_nothing_left, sandbox_settings
+
+CHECK = "datadog-agent"
+AGENT_POD_SELECTOR = f"app.kubernetes.io/name={AGENT_NAME}"
+
+
+def standin_stats(sandbox: Sandbox, cluster: str) -> dict[str, int]:
+    """The stand-in's request counters for ``cluster``."""
+    url = f"{sandbox_settings(sandbox, cluster)['datadog-api-url']}/_standin/stats"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        stats: dict[str, int] = json.load(response)
+    return stats
+
+
+@pytest.fixture
+def agent_stopped(sandbox: Sandbox) -> Iterator[None]:
+    """sandbox-1's agent DaemonSet selects no node (its pods go away); restored and Ready afterwards."""
+    daemonset = f"daemonset/{AGENT_NAME}"
+    patch = {"spec": {"template": {"spec": {"nodeSelector": {"kibertas-async.test/no-such-node": "true"}}}}}
+    kubectl(sandbox, "sandbox-1", "-n", AGENT_NAMESPACE, "patch", daemonset, "--type=merge", "-p", json.dumps(patch))
+    kubectl(
+        sandbox,
+        "sandbox-1",
+        "-n",
+        AGENT_NAMESPACE,
+        "wait",
+        "--for=delete",
+        "pod",
+        "-l",
+        AGENT_POD_SELECTOR,
+        "--timeout=60s",
+    )
+    try:
+        yield
+    finally:
+        restore = {"spec": {"template": {"spec": {"nodeSelector": None}}}}
+        kubectl(
+            sandbox, "sandbox-1", "-n", AGENT_NAMESPACE, "patch", daemonset, "--type=merge", "-p", json.dumps(restore)
+        )
+        kubectl(sandbox, "sandbox-1", "-n", AGENT_NAMESPACE, "rollout", "status", daemonset, "--timeout=60s")
+
+
+def test_passes_on_both_clusters_scoped_to_each(sandbox: Sandbox, run_check: RunCheck) -> None:
+    run = run_check(CHECK)
+    assert run.code == 0, run.err
+    for cluster in ("sandbox-1", "sandbox-2"):
+        result = run.result(cluster)
+        assert result["outcome"] == "passed"
+        assert result["facts"]["query"] == f"avg:kubernetes.cpu.user.total{{kube_cluster_name:{cluster}}}"
+        assert result["facts"]["scope"] == f"kube_cluster_name:{cluster}"
+        assert int(result["facts"]["points"]) >= 1
+        for key in (api_key_for(cluster), app_key_for(cluster)):
+            assert key not in run.err + run.out + json.dumps(run.report)
+    assert_nothing_left(sandbox)
+
+
+def test_another_clusters_tag_gets_an_empty_series(run_check: RunCheck) -> None:
+    run = run_check(CHECK, "--datadog-cluster-name", "some-other-cluster", "--datadog-wait-timeout", "3s")
+    for cluster in ("sandbox-1", "sandbox-2"):
+        result = run.result(cluster)
+        assert result["outcome"] == "failed"
+        assert result["step"] == STEP_WAIT_FOR_METRICS
+        assert "kube_cluster_name:some-other-cluster" in result["reason"]
+        assert "stayed empty" in result["reason"]
+
+
+@pytest.mark.usefixtures("agent_stopped")
+def test_agent_not_running_fails_with_empty_series(sandbox: Sandbox, run_check: RunCheck) -> None:
+    run = run_check(CHECK, "--datadog-wait-timeout", "5s")
+    assert run.code == 1
+    stopped = run.result("sandbox-1")
+    assert stopped["outcome"] == "failed"
+    assert stopped["step"] == STEP_WAIT_FOR_METRICS
+    assert stopped["reason"].startswith(
+        "the series of avg:kubernetes.cpu.user.total{kube_cluster_name:sandbox-1} stayed empty for 5s"
+    )
+    assert "last: empty series" in stopped["reason"]
+    assert run.result("sandbox-2")["outcome"] == "passed"
+    assert_nothing_left(sandbox)
+
+
+def test_bad_keys_fail_at_once_without_retrying(sandbox: Sandbox, run_check: RunCheck) -> None:
+    before = {cluster: standin_stats(sandbox, cluster) for cluster in ("sandbox-1", "sandbox-2")}
+    wrong_key = "wrong-api-key-0f9e8d7c"
+    run = run_check(CHECK, "--datadog-api-key", wrong_key)
+    assert run.code == 1
+    for cluster in ("sandbox-1", "sandbox-2"):
+        result = run.result(cluster)
+        assert result["outcome"] == "failed"
+        assert result["step"] == STEP_WAIT_FOR_METRICS
+        assert result["reason"].startswith("Datadog rejected the API or application key (HTTP 403: Forbidden)")
+        after = standin_stats(sandbox, cluster)
+        assert after["requests"] - before[cluster]["requests"] == 1
+        assert after["rejected"] - before[cluster]["rejected"] == 1
+        assert app_key_for(cluster) not in run.err + run.out + json.dumps(run.report)
+    assert wrong_key not in run.err + run.out + json.dumps(run.report)
+
+
+def test_missing_keys_fail_before_any_query(sandbox: Sandbox, run_check: RunCheck) -> None:
+    before = standin_stats(sandbox, "sandbox-1")["requests"]
+    run = run_check(CHECK, "--datadog-app-key", "")
+    result = run.result("sandbox-1")
+    assert result["outcome"] == "failed"
+    assert result["reason"] == "not configured: --datadog-app-key (DD_APP_KEY) must be set"
+    assert standin_stats(sandbox, "sandbox-1")["requests"] == before
