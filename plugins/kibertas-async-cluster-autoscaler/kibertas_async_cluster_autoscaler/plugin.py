@@ -1,0 +1,29 @@
+"""The plugin: the ``cluster-autoscaler`` and ``karpenter`` checks, and the sandbox autoscaler add-on.
+
+Registered through the entry point ``cluster-autoscaler = "kibertas_async_cluster_autoscaler.plugin"``
+in the ``kibertas_async`` group. The add-on module is imported only when a sandbox starts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kibertas_async import Check, hookimpl
+from kibertas_async_cluster_autoscaler.checks import ClusterAutoscalerCheck, KarpenterCheck
+
+if TYPE_CHECKING:
+    from kibertas_async.sandbox.addons import SandboxAddon
+
+
+@hookimpl
+def kibertas_async_register_checks() -> list[type[Check]]:
+    """``cluster-autoscaler`` and ``karpenter``."""
+    return [ClusterAutoscalerCheck, KarpenterCheck]
+
+
+@hookimpl
+def kibertas_async_register_sandbox_addons() -> list[SandboxAddon]:
+    """The sandbox autoscaler (node groups and a Karpenter stand-in over kwok nodes)."""
+    from kibertas_async_cluster_autoscaler.sandbox.addon import SandboxAutoscalerAddon
+
+    return [SandboxAutoscalerAddon()]
