@@ -48,6 +48,11 @@ async def test_wait_for_survives_an_apiserver_restart(
     kube, namespace = kube_namespace
     found: list[KubeObject | None] = []
     seen: list[str] = []
+    watching = anyio.Event()
+
+    def note(progress: str) -> None:
+        seen.append(progress)
+        watching.set()
 
     async def wait() -> None:
         found.append(
@@ -64,8 +69,7 @@ async def test_wait_for_survives_an_apiserver_restart(
     with anyio.fail_after(120):
         async with anyio.create_task_group() as group:
             group.start_soon(wait)
-            while not seen:  # the wait has listed once and is watching
-                await anyio.sleep(0.05)
+            await watching.wait()  # the wait has listed once and is watching
             # Blocking the event loop here is fine (the wait is what we test); the restart must happen
             # in the main thread, where the sandbox's processes are tied to the test process's life.
             sandbox_cluster.restart_apiserver()
@@ -107,7 +111,7 @@ async def test_wait_for_relists_when_its_version_has_expired(
 
 @pytest.mark.anyio
 async def test_unreachable_cluster_is_reported_not_raised_as_a_crash(sandbox_cluster: SandboxCluster) -> None:
-    with sandbox_cluster.unreachable(), pytest.raises(ClusterUnreachable, match="did not answer|unreachable"):
+    with sandbox_cluster.unreachable(), pytest.raises(ClusterUnreachable, match=r"did not answer|unreachable"):
         await connect(_target(sandbox_cluster), timeout=3)
 
 
