@@ -1,0 +1,418 @@
+"""The ``ingress`` check: a web server behind an Ingress answers, end to end, at its public host name.
+
+Steps, each named as reports show it:
+
+1. ``check options``: a host name is set (unless DNS and HTTP are both skipped) and no other cluster of
+   this run uses the same one (their external-dns would fight over one record).
+2. ``create namespace``; ``deploy web server`` (1 replica, port 80) until Ready, watched.
+3. ``create service`` (ClusterIP 80 → the pod's ``http`` port); ``create ingress`` (class, host, path
+   ``/``, the AWS Load Balancer Controller annotations for class ``alb``, external-dns's hostname
+   annotation, then the user's annotations).
+4. ``wait for load balancer``: the ingress controller writes an address (IP or host name) into the
+   Ingress's status, watched.
+5. ``resolve host``: the host resolves, through the configured resolver, to that address (directly, or
+   through a CNAME chain to the load balancer's host name), polled with backoff.
+6. ``http request``: ``GET <scheme>://<host>[:<port>]<path>`` to the verified address answers the
+   expected status, retried with backoff.
+
+Everything created is deleted afterwards (last created first), whatever happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+
+from kibertas_async import Check, CheckContext, Permission
+from kibertas_async.errors import CheckFailed
+from kibertas_async.kube.resources import DEPLOYMENTS, ENDPOINTSLICES, INGRESSCLASSES, INGRESSES, SERVICES
+from kibertas_async_ingress import options as opt
+
+if TYPE_CHECKING:
+    from kibertas_async import KubeObject, OptionValues
+    from kibertas_async_ingress.probes import DnsResolver, Resolution
+
+T = TypeVar("T")
+
+EXTERNAL_DNS_HOSTNAME = "external-dns.alpha.kubernetes.io/hostname"
+DEPLOYMENT_TIMEOUT = 300.0
+"""Seconds the web server's Deployment may take to become Ready (image pull and start on a real node)."""
+
+ALB_ANNOTATIONS = {
+    "alb.ingress.kubernetes.io/scheme": "internet-facing",
+    "alb.ingress.kubernetes.io/target-type": "ip",
+    "alb.ingress.kubernetes.io/backend-protocol": "HTTP",
+    "alb.ingress.kubernetes.io/healthcheck-protocol": "HTTP",
+    "alb.ingress.kubernetes.io/healthcheck-path": "/",
+    "alb.ingress.kubernetes.io/healthcheck-interval-seconds": "5",
+    "alb.ingress.kubernetes.io/healthcheck-timeout-seconds": "2",
+    "alb.ingress.kubernetes.io/healthy-threshold-count": "2",
+    "alb.ingress.kubernetes.io/success-codes": "200",
+}
+"""What the AWS Load Balancer Controller needs for a target group of pod IPs with fast health checks."""
+
+# Host name → cluster, per run: two clusters of one run publishing the same name would fight over one
+# DNS record, and one of them would then "pass" with the other's load balancer.
+_CLAIMED_HOSTNAMES: dict[tuple[str, str], str] = {}
+
+
+@dataclass(frozen=True)
+class LoadBalancerAddress:
+    """What the ingress controller wrote into ``status.loadBalancer.ingress``."""
+
+    ips: tuple[str, ...]
+    hostnames: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return ", ".join((*self.ips, *self.hostnames))
+
+    @classmethod
+    def of(cls, ingress: KubeObject | None) -> LoadBalancerAddress | None:
+        """The Ingress's address, or ``None`` while it has none."""
+        entries = ((ingress or {}).get("status") or {}).get("loadBalancer", {}).get("ingress") or []
+        ips = tuple(str(entry["ip"]) for entry in entries if entry.get("ip"))
+        hostnames = tuple(str(entry["hostname"]).rstrip(".").lower() for entry in entries if entry.get("hostname"))
+        return cls(ips, hostnames) if ips or hostnames else None
+
+
+@dataclass(frozen=True)
+class IngressSettings:
+    """This cluster's option values, read once."""
+
+    hostname: str
+    ingress_class: str
+    name: str
+    image: str
+    annotations: dict[str, str]
+    nameservers: tuple[opt.Nameserver, ...]
+    skip_dns: bool
+    skip_http: bool
+    url: str
+    expected_status: int
+    address_timeout: float
+    dns_timeout: float
+    http_timeout: float
+
+    @classmethod
+    def read(cls, values: OptionValues) -> IngressSettings:
+        """Collect the options; the URL is built from scheme, host, port and path."""
+        scheme, port = values[opt.HTTP_SCHEME], values[opt.HTTP_PORT]
+        default_port = 443 if scheme == "https" else 80
+        netloc = values[opt.HOSTNAME] if port in (None, default_port) else f"{values[opt.HOSTNAME]}:{port}"
+        return cls(
+            hostname=values[opt.HOSTNAME],
+            ingress_class=values[opt.INGRESS_CLASS],
+            name=values[opt.RESOURCE_NAME],
+            image=values[opt.IMAGE],
+            annotations=values[opt.ANNOTATIONS],
+            nameservers=values[opt.NAMESERVERS],
+            skip_dns=values[opt.SKIP_DNS],
+            skip_http=values[opt.SKIP_HTTP],
+            url=f"{scheme}://{netloc}{values[opt.HTTP_PATH]}",
+            expected_status=values[opt.EXPECTED_STATUS],
+            address_timeout=values[opt.ADDRESS_TIMEOUT],
+            dns_timeout=values[opt.DNS_TIMEOUT],
+            http_timeout=values[opt.HTTP_TIMEOUT],
+        )
+
+
+class IngressCheck(Check):
+    """Proves the ingress controller, external-dns and the DNS zone serve an Ingress end to end."""
+
+    name = "ingress"
+    description = "An Ingress gets a load balancer, its host resolves to it, and HTTP answers through it."
+    tags = frozenset({"ingress", "dns", "network"})
+    timeout = 900.0
+    permissions = (
+        Permission("apps", ("deployments",), ("create", "delete", "get", "list", "watch")),
+        Permission("", ("services",), ("create", "delete")),
+        Permission("networking.k8s.io", ("ingresses",), ("create", "delete", "get", "list", "watch")),
+        Permission("networking.k8s.io", ("ingressclasses",), ("get",)),
+        Permission("discovery.k8s.io", ("endpointslices",), ("list",)),
+    )
+    options = opt.ALL_OPTIONS
+    creates = ("Namespace ingress-test-<date>-<random>", "Deployment <name>", "Service <name>", "Ingress <name>")
+
+    async def run(self, ctx: CheckContext) -> None:
+        """The steps listed in the module docstring."""
+        settings = IngressSettings.read(ctx.options)
+        async with ctx.step("check options"):
+            self._check_options(ctx, settings)
+        async with ctx.step("create namespace"):
+            namespace = await ctx.namespace()
+        async with ctx.step("deploy web server", timeout=DEPLOYMENT_TIMEOUT):
+            await ctx.create(DEPLOYMENTS, deployment_manifest(settings), namespace)
+            await ctx.wait_for(DEPLOYMENTS, settings.name, namespace, _deployment_ready, progress=_deployment_progress)
+        async with ctx.step("create service"):
+            await ctx.create(SERVICES, service_manifest(settings), namespace)
+        async with ctx.step("create ingress"):
+            await ctx.create(INGRESSES, ingress_manifest(settings), namespace)
+        async with ctx.step("wait for load balancer"):
+            address = await self._wait_for_address(ctx, settings, namespace)
+        ctx.fact("load balancer", address)
+        addresses: tuple[str, ...] = ()
+        if not settings.skip_dns:
+            async with ctx.step("resolve host"):
+                resolution = await self._wait_for_dns(ctx, settings, address)
+            ctx.fact("dns", resolution.describe())
+            addresses = resolution.addresses
+        if not settings.skip_http:
+            async with ctx.step("http request"):
+                status = await self._wait_for_http(ctx, settings, namespace, address, addresses)
+            ctx.fact("http", f"GET {settings.url} -> {status}")
+
+    def _check_options(self, ctx: CheckContext, settings: IngressSettings) -> None:
+        if not settings.hostname:
+            if settings.skip_dns and settings.skip_http:
+                return
+            ctx.fail(
+                "no host name to check DNS and HTTP with: set ingress-hostname (EXTERNAL_HOSTNAME) for this "
+                "cluster, or turn on ingress-skip-dns and ingress-skip-http"
+            )
+        key = (ctx.run_id, settings.hostname)
+        owner = _CLAIMED_HOSTNAMES.setdefault(key, ctx.cluster.name)
+        if owner != ctx.cluster.name:
+            ctx.fail(
+                f"host name {settings.hostname} is also checked on cluster {owner} in this run; give each "
+                "cluster its own (clusters.<name>.ingress-hostname in the config file)"
+            )
+
+        async def release() -> None:
+            _CLAIMED_HOSTNAMES.pop(key, None)
+
+        ctx.cleanup.push(f"release host name {settings.hostname}", release)
+
+    async def _wait_for_address(
+        self, ctx: CheckContext, settings: IngressSettings, namespace: str
+    ) -> LoadBalancerAddress:
+        with anyio.move_on_after(settings.address_timeout):
+            ingress = await ctx.wait_for(
+                INGRESSES,
+                settings.name,
+                namespace,
+                lambda obj: LoadBalancerAddress.of(obj) is not None,
+                progress=lambda obj: "no address in status.loadBalancer yet",
+            )
+            address = LoadBalancerAddress.of(ingress)
+            assert address is not None
+            return address
+        ingress_class = await ctx.kube.get(INGRESSCLASSES, settings.ingress_class)
+        if ingress_class is None:
+            why = f"IngressClass {settings.ingress_class} does not exist"
+        else:
+            controller = (ingress_class.get("spec") or {}).get("controller", "?")
+            why = f"the controller of IngressClass {settings.ingress_class} ({controller}) did not give it one"
+        raise CheckFailed(
+            f"Ingress {namespace}/{settings.name} got no load-balancer address within "
+            f"{settings.address_timeout:g}s: {why}"
+        )
+
+    async def _wait_for_dns(
+        self, ctx: CheckContext, settings: IngressSettings, address: LoadBalancerAddress
+    ) -> Resolution:
+        from kibertas_async_ingress.probes import DnsResolver, ProbeFailed
+
+        try:
+            resolver = DnsResolver(settings.nameservers)
+        except ProbeFailed as error:
+            ctx.fail(str(error))
+        last = "no answer yet"
+
+        async def attempt() -> Resolution | None:
+            nonlocal last
+            try:
+                resolution = await resolver.resolve(settings.hostname)
+                if await _points_at(resolution, address, resolver):
+                    return resolution
+                last = f"{resolution.describe()}, not to the load balancer ({address})"
+            except ProbeFailed as error:
+                last = str(error)
+            ctx.progress(last)
+            return None
+
+        found = await _retry_for(ctx, settings.dns_timeout, attempt)
+        if found is None:
+            ctx.fail(
+                f"{settings.hostname} did not resolve to the load balancer ({address}) via {resolver.servers} "
+                f"within {settings.dns_timeout:g}s: {last}"
+            )
+        return found
+
+    async def _wait_for_http(
+        self,
+        ctx: CheckContext,
+        settings: IngressSettings,
+        namespace: str,
+        address: LoadBalancerAddress,
+        addresses: tuple[str, ...],
+    ) -> int:
+        from kibertas_async_ingress.probes import DnsResolver, HttpAnswer, ProbeFailed, http_get
+
+        targets = addresses or await _load_balancer_ips(address, DnsResolver(settings.nameservers))
+        if not targets:
+            ctx.fail(f"the load balancer's address {address} does not resolve; nowhere to send GET {settings.url}")
+        last: HttpAnswer | str = "no answer yet"
+
+        async def attempt() -> int | None:
+            nonlocal last
+            try:
+                answer = await http_get(settings.url, settings.hostname, targets)
+            except ProbeFailed as error:
+                last = str(error)
+                ctx.progress(last)
+                return None
+            if answer.status == settings.expected_status:
+                return answer.status
+            last = answer
+            ctx.progress(f"{answer.status} {answer.reason} from {answer.peer}")
+            return None
+
+        status = await _retry_for(ctx, settings.http_timeout, attempt)
+        if status is not None:
+            return status
+        if isinstance(last, str):
+            raise CheckFailed(
+                f"GET {settings.url} never answered {settings.expected_status} "
+                f"within {settings.http_timeout:g}s: {last}"
+            )
+        endpoints = await _ready_endpoints(ctx, namespace, settings.name)
+        body = f" ({last.body_excerpt})" if last.body_excerpt else ""
+        raise CheckFailed(
+            f"GET {settings.url} answered {last.status} {last.reason}{body} from {last.peer}, expected "
+            f"{settings.expected_status}, for {settings.http_timeout:g}s; Service {namespace}/{settings.name} has "
+            f"{endpoints} ready endpoint{'s' if endpoints != 1 else ''}"
+        )
+
+
+async def _retry_for(ctx: CheckContext, seconds: float, attempt: Callable[[], Awaitable[T | None]]) -> T | None:
+    """``ctx.poll(attempt)`` with backoff for at most ``seconds``; ``None`` if it never succeeded."""
+    with anyio.move_on_after(seconds):
+        return await ctx.poll(attempt, first_delay=0.5, max_delay=5.0)
+    return None
+
+
+async def _points_at(resolution: Resolution, address: LoadBalancerAddress, resolver: DnsResolver) -> bool:
+    """Whether every address the host resolves to belongs to the load balancer.
+
+    For a load balancer known by host name (e.g. an ELB), a CNAME chain through that name counts, and so
+    do shared addresses (an alias record, like Route 53's, resolves straight to the ELB's addresses).
+    """
+    if address.ips and set(resolution.addresses) <= set(address.ips):
+        return True
+    if set(address.hostnames) & set(resolution.cnames):
+        return True
+    lb_ips = set(await _load_balancer_ips(LoadBalancerAddress((), address.hostnames), resolver))
+    return bool(lb_ips & set(resolution.addresses))
+
+
+async def _load_balancer_ips(address: LoadBalancerAddress, resolver: DnsResolver) -> tuple[str, ...]:
+    """The load balancer's IPs, resolving its host names (unresolvable ones are left out)."""
+    from kibertas_async_ingress.probes import ProbeFailed
+
+    ips = list(address.ips)
+    for hostname in address.hostnames:
+        try:
+            ips.extend((await resolver.resolve(hostname)).addresses)
+        except ProbeFailed:
+            continue
+    return tuple(ips)
+
+
+async def _ready_endpoints(ctx: CheckContext, namespace: str, service: str) -> int:
+    """How many ready endpoints the Service's EndpointSlices list (for the failure message)."""
+    slices = await ctx.kube.list(ENDPOINTSLICES, namespace, label_selector=f"kubernetes.io/service-name={service}")
+    return sum(
+        1
+        for endpoint_slice in slices["items"]
+        for endpoint in endpoint_slice.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready") is not False
+    )
+
+
+def _deployment_ready(deployment: KubeObject | None) -> bool:
+    if deployment is None:
+        raise CheckFailed("the Deployment disappeared while waiting for it")
+    status: dict[str, Any] = deployment.get("status") or {}
+    for condition in status.get("conditions") or []:
+        stuck = condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded"
+        failed = condition.get("type") == "ReplicaFailure" and condition.get("status") == "True"
+        if stuck or failed:
+            raise CheckFailed(f"Deployment {condition.get('reason')}: {condition.get('message')}")
+    wanted = (deployment.get("spec") or {}).get("replicas", 1)
+    return bool(
+        status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 1)
+        and status.get("updatedReplicas", 0) >= wanted
+        and status.get("readyReplicas", 0) >= wanted
+    )
+
+
+def _deployment_progress(deployment: KubeObject | None) -> str:
+    if deployment is None:
+        return "Deployment not found"
+    status = deployment.get("status") or {}
+    wanted = (deployment.get("spec") or {}).get("replicas", 1)
+    return f"{status.get('readyReplicas', 0)}/{wanted} replicas ready"
+
+
+def deployment_manifest(settings: IngressSettings) -> KubeObject:
+    """One replica of the web server, port 80 named ``http``, with a readiness probe on ``/``."""
+    labels = {"app.kubernetes.io/name": settings.name}
+    return {
+        "metadata": {"name": settings.name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": settings.image,
+                            "ports": [{"name": "http", "containerPort": 80, "protocol": "TCP"}],
+                            "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 2},
+                            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+def service_manifest(settings: IngressSettings) -> KubeObject:
+    """ClusterIP port 80 to the pods' ``http`` port."""
+    return {
+        "metadata": {"name": settings.name},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app.kubernetes.io/name": settings.name},
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def ingress_manifest(settings: IngressSettings) -> KubeObject:
+    """Class, host (if any), path ``/`` to the Service; ALB and external-dns annotations, then the user's."""
+    annotations = dict(ALB_ANNOTATIONS) if settings.ingress_class == "alb" else {}
+    rule: dict[str, Any] = {
+        "http": {
+            "paths": [
+                {
+                    "path": "/",
+                    "pathType": "Prefix",
+                    "backend": {"service": {"name": settings.name, "port": {"number": 80}}},
+                }
+            ]
+        }
+    }
+    if settings.hostname:
+        annotations[EXTERNAL_DNS_HOSTNAME] = settings.hostname
+        rule["host"] = settings.hostname
+    return {
+        "metadata": {"name": settings.name, "annotations": {**annotations, **settings.annotations}},
+        "spec": {"ingressClassName": settings.ingress_class, "rules": [rule]},
+    }

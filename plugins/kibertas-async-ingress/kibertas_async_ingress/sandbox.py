@@ -1,0 +1,340 @@
+"""Sandbox add-ons for the ingress check: a real DNS zone, the real external-dns, a stand-in load balancer.
+
+Per sandbox cluster, in this order:
+
+1. :class:`ZoneServerAddon`: BIND9 (Debian's ``named``) serving the zone ``<cluster>.sandbox.test`` on
+   ``127.0.0.1:<free port>``, accepting TSIG-signed dynamic updates and zone transfers.
+2. :class:`ExternalDnsAddon`: the real external-dns, built from the Go module proxy, with its ``rfc2136``
+   provider and ``ingress`` source: it publishes every Ingress host of the cluster in that zone (an A
+   record to the Ingress's address, plus its TXT ownership records). Names under
+   ``unmanaged.<zone>`` are excluded, so tests can write records there that external-dns never touches.
+3. :class:`IngressControllerAddon`: :mod:`kibertas_async_ingress.sandbox_controller` on a loopback
+   address of its own (``127.x.y.z``, port 80), and the IngressClass ``alb`` it serves.
+
+Each add-on's ``cluster_settings`` give the check its per-cluster options (host name, nameserver, class),
+written by ``sandbox up`` into the run config file.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import secrets
+import shutil
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from kibertas_async.sandbox.addons import AddonContext
+from kibertas_async.sandbox.api import ApiError
+from kibertas_async.sandbox.errors import SandboxError
+from kibertas_async.sandbox.gobuild import go_command
+from kibertas_async.sandbox.processes import ProcessSpec
+
+EXTERNAL_DNS_MODULE = "sigs.k8s.io/external-dns"
+EXTERNAL_DNS_VERSION = "v0.21.0"
+"""v0.22.0 needs modules the Go proxy no longer serves (egoscale v3.1.44, an openshift/api pseudo-version)
+and v0.23.0 needs Go 1.27: v0.21.0 is the newest that builds here."""
+
+ZONE_SUFFIX = "sandbox.test"
+UNMANAGED_LABEL = "unmanaged"
+"""Names under ``unmanaged.<zone>`` are excluded from external-dns (``--exclude-domains``)."""
+INGRESS_CLASS = "alb"
+INGRESS_CONTROLLER = "ingress.k8s.aws/alb"
+"""The AWS Load Balancer Controller's name, so the sandbox's IngressClass looks like an EKS cluster's."""
+HTTP_PORT = 80
+
+_ZONE_STATE = "zone.json"
+_POLL_INTERVAL = 0.1
+
+
+@dataclass(frozen=True)
+class Zone:
+    """One cluster's DNS zone: where BIND serves it, and the TSIG key allowed to change it."""
+
+    name: str
+    """Without the trailing dot, e.g. ``sandbox-1.sandbox.test``."""
+    port: int
+    key_name: str
+    key_secret: str
+    """Base64, as BIND and dnspython take it."""
+    key_algorithm: str = "hmac-sha256"
+    address: str = "127.0.0.1"
+
+    @property
+    def nameserver(self) -> str:
+        """``127.0.0.1:PORT``: the ``ingress-nameservers`` value."""
+        return f"{self.address}:{self.port}"
+
+    @property
+    def unmanaged(self) -> str:
+        """The subdomain external-dns does not manage."""
+        return f"{UNMANAGED_LABEL}.{self.name}"
+
+
+def load_zone(cluster_directory: Path) -> Zone:
+    """The zone of a running sandbox cluster (for tests that write records with its TSIG key)."""
+    data = json.loads((cluster_directory / "addons" / ZoneServerAddon.name / _ZONE_STATE).read_text())
+    return Zone(**data)
+
+
+class ZoneServerAddon:
+    """BIND9 as a foreground process per cluster, authoritative for ``<cluster>.sandbox.test``."""
+
+    name = "bind9"
+
+    def __init__(self) -> None:
+        self.zones: dict[str, Zone] = {}
+        """Cluster name → its zone, for :class:`ExternalDnsAddon` (started right after)."""
+
+    def start(self, context: AddonContext) -> Sequence[ProcessSpec]:
+        """Write ``named.conf`` and the zone file; return ``named -g`` (foreground, logs to its log file)."""
+        named = shutil.which("named") or shutil.which("named", path="/usr/sbin:/usr/local/sbin")
+        if named is None:
+            raise SandboxError("BIND9 is not installed (`apt-get install -y bind9`): the ingress add-ons need named")
+        zone = Zone(
+            name=f"{context.cluster_name}.{ZONE_SUFFIX}",
+            port=context.allocate_port(),
+            key_name=f"external-dns-{context.cluster_name}",
+            key_secret=base64.b64encode(secrets.token_bytes(32)).decode(),
+        )
+        self.zones[context.cluster_name] = zone
+        directory = context.work_dir
+        for leftover in directory.glob("*.jnl"):  # a restarted sandbox starts from an empty zone
+            leftover.unlink()
+        (directory / f"{zone.name}.db").write_text(_zone_file(zone))
+        (directory / "named.conf").write_text(_named_conf(zone, directory))
+        (directory / _ZONE_STATE).write_text(json.dumps(asdict(zone), indent=2))
+        argv = (named, "-g", "-4", "-n", "1", "-c", str(directory / "named.conf"))
+        return [ProcessSpec(f"{context.cluster_name}/{self.name}", argv, directory / "named.log")]
+
+    def wait_ready(self, context: AddonContext, timeout: float) -> None:
+        """Return once BIND answers the zone's SOA."""
+        import dns.exception
+        import dns.message
+        import dns.query
+        import dns.rcode
+
+        zone = self.zones[context.cluster_name]
+        query = dns.message.make_query(zone.name + ".", "SOA")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                response = dns.query.udp(query, zone.address, port=zone.port, timeout=1.0)
+                if response.rcode() == dns.rcode.NOERROR and response.answer:
+                    return
+            except (dns.exception.DNSException, OSError):
+                pass
+            if time.monotonic() >= deadline:
+                raise SandboxError(
+                    f"{context.cluster_name}: BIND9 did not serve {zone.name} on port {zone.port} within "
+                    f"{timeout:.0f}s; see {context.work_dir / 'named.log'}"
+                )
+            time.sleep(_POLL_INTERVAL)
+
+    def stop(self, context: AddonContext) -> None:
+        """Nothing beyond the process: its files live in the work directory ``down`` removes."""
+
+    def cluster_settings(self, context: AddonContext) -> Mapping[str, object]:
+        """The check's host name in this cluster's zone, and BIND as its resolver."""
+        zone = self.zones[context.cluster_name]
+        return {"ingress-hostname": f"ingress-check.{zone.name}", "ingress-nameservers": zone.nameserver}
+
+
+class ExternalDnsAddon:
+    """The real external-dns (``rfc2136`` provider, ``ingress`` source), writing into the cluster's zone."""
+
+    name = "external-dns"
+
+    def __init__(self, zones: ZoneServerAddon) -> None:
+        self._zones = zones
+        self._health_urls: dict[str, str] = {}
+
+    def start(self, context: AddonContext) -> Sequence[ProcessSpec]:
+        """Build external-dns once (cached), then run it against this cluster and its zone."""
+        binary = build_external_dns()
+        zone = self._zones.zones[context.cluster_name]
+        metrics_port = context.allocate_port()
+        self._health_urls[context.cluster_name] = f"http://127.0.0.1:{metrics_port}/healthz"
+        argv = (
+            str(binary),
+            f"--kubeconfig={context.kubeconfig}",
+            "--source=ingress",
+            "--provider=rfc2136",
+            f"--rfc2136-host={zone.address}",
+            f"--rfc2136-port={zone.port}",
+            f"--rfc2136-zone={zone.name}",
+            f"--rfc2136-tsig-keyname={zone.key_name}",
+            f"--rfc2136-tsig-secret={zone.key_secret}",
+            f"--rfc2136-tsig-secret-alg={zone.key_algorithm}",
+            "--rfc2136-tsig-axfr",
+            f"--domain-filter={zone.name}",
+            f"--exclude-domains={zone.unmanaged}",
+            "--policy=sync",
+            "--registry=txt",
+            f"--txt-owner-id={context.cluster_name}",
+            # Seconds, not the default minute: a check should not wait for a slow sandbox.
+            "--interval=2s",
+            "--events",
+            "--min-event-sync-interval=1s",
+            f"--metrics-address=127.0.0.1:{metrics_port}",
+            "--log-level=debug",
+        )
+        return [ProcessSpec(f"{context.cluster_name}/{self.name}", argv, context.work_dir / "external-dns.log")]
+
+    def wait_ready(self, context: AddonContext, timeout: float) -> None:
+        """Return once external-dns's ``/healthz`` answers."""
+        url = self._health_urls[context.cluster_name]
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=1.0) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() >= deadline:
+                raise SandboxError(
+                    f"{context.cluster_name}: external-dns did not become healthy within {timeout:.0f}s; "
+                    f"see {context.work_dir / 'external-dns.log'}"
+                )
+            time.sleep(_POLL_INTERVAL)
+
+    def stop(self, context: AddonContext) -> None:
+        """Nothing beyond the process: the records go with BIND's work directory."""
+
+
+def build_external_dns() -> Path:
+    """external-dns's binary, built from the Go module proxy into the shared cache the first time."""
+    return go_command("external-dns", EXTERNAL_DNS_MODULE, EXTERNAL_DNS_VERSION, EXTERNAL_DNS_MODULE)
+
+
+class IngressControllerAddon:
+    """The sandbox ingress controller on its own loopback address, and the IngressClass it serves."""
+
+    name = "ingress-controller"
+
+    def __init__(self) -> None:
+        self._endpoints: dict[str, tuple[str, int]] = {}
+
+    def start(self, context: AddonContext) -> Sequence[ProcessSpec]:
+        """Pick a free loopback address (port 80 when we may bind it) and run the controller there."""
+        taken = {address for address, _port in self._endpoints.values()}
+        address, port = _free_loopback_endpoint(taken, context)
+        self._endpoints[context.cluster_name] = (address, port)
+        argv = (
+            sys.executable,
+            "-m",
+            "kibertas_async_ingress.sandbox_controller",
+            f"--kubeconfig={context.kubeconfig}",
+            f"--cluster={context.cluster_name}",
+            f"--ingress-class={INGRESS_CLASS}",
+            f"--address={address}",
+            f"--port={port}",
+        )
+        return [ProcessSpec(f"{context.cluster_name}/{self.name}", argv, context.work_dir / "controller.log")]
+
+    def wait_ready(self, context: AddonContext, timeout: float) -> None:
+        """Create the IngressClass, then wait until the controller answers HTTP (404 for an unknown host)."""
+        ingress_class = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "IngressClass",
+            "metadata": {"name": INGRESS_CLASS},
+            "spec": {"controller": INGRESS_CONTROLLER},
+        }
+        try:
+            context.api.create("/apis/networking.k8s.io/v1/ingressclasses", ingress_class)
+        except ApiError as error:
+            if error.status != 409:
+                raise SandboxError(
+                    f"{context.cluster_name}: cannot create IngressClass {INGRESS_CLASS}: {error}"
+                ) from error
+        address, port = self._endpoints[context.cluster_name]
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"http://{address}:{port}/", timeout=1.0).close()
+                return
+            except urllib.error.HTTPError:
+                return  # it answered: the 404 of a host no Ingress serves
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() >= deadline:
+                raise SandboxError(
+                    f"{context.cluster_name}: the sandbox ingress controller did not answer on {address}:{port} "
+                    f"within {timeout:.0f}s; see {context.work_dir / 'controller.log'}"
+                )
+            time.sleep(_POLL_INTERVAL)
+
+    def stop(self, context: AddonContext) -> None:
+        """Nothing beyond the process: the IngressClass lives in the cluster's data, which ``down`` removes."""
+
+    def cluster_settings(self, context: AddonContext) -> Mapping[str, object]:
+        """The class the controller serves, and the HTTP port when it is not 80."""
+        _address, port = self._endpoints[context.cluster_name]
+        settings: dict[str, object] = {"ingress-class": INGRESS_CLASS}
+        if port != HTTP_PORT:
+            settings["ingress-http-port"] = port
+        return settings
+
+
+def _free_loopback_endpoint(taken: set[str], context: AddonContext) -> tuple[str, int]:
+    """A random ``127.x.y.z`` (all of 127/8 reaches ``lo`` on Linux) where port 80 can be bound; without the
+    privilege for port 80, a free high port. Random, so two sandboxes on one machine do not collide."""
+    for _ in range(50):
+        address = f"127.{random.randint(64, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+        if address in taken:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((address, HTTP_PORT))
+            except PermissionError:
+                return address, context.allocate_port()
+            except OSError:
+                continue
+        return address, HTTP_PORT
+    raise SandboxError(f"{context.cluster_name}: found no free loopback address for the ingress controller")
+
+
+def _named_conf(zone: Zone, directory: Path) -> str:
+    return f"""// Written by the kibertas-async sandbox: an authoritative-only server for one test zone.
+options {{
+    directory "{directory}";
+    pid-file "{directory}/named.pid";
+    session-keyfile "{directory}/session.key";
+    managed-keys-directory "{directory}";
+    listen-on port {zone.port} {{ {zone.address}; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    notify no;
+    dnssec-validation no;
+    allow-query {{ 127.0.0.0/8; }};
+}};
+controls {{ }};
+key "{zone.key_name}" {{
+    algorithm {zone.key_algorithm};
+    secret "{zone.key_secret}";
+}};
+zone "{zone.name}" {{
+    type primary;
+    file "{directory}/{zone.name}.db";
+    allow-transfer {{ key "{zone.key_name}"; }};
+    update-policy {{ grant "{zone.key_name}" zonesub ANY; }};
+}};
+"""
+
+
+def _zone_file(zone: Zone) -> str:
+    # A 5 s negative TTL: a resolver that caches "does not exist" forgets it quickly.
+    return f"""$ORIGIN {zone.name}.
+$TTL 5
+@   IN SOA ns.{zone.name}. hostmaster.{zone.name}. ( 1 60 60 3600 5 )
+@   IN NS  ns.{zone.name}.
+ns  IN A   {zone.address}
+"""

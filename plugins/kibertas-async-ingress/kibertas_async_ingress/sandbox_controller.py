@@ -1,0 +1,233 @@
+"""A sandbox ingress controller: gives Ingresses of one class an address on loopback and serves them there.
+
+It is a stand-in for a cloud load balancer controller (the AWS Load Balancer Controller, ingress-nginx),
+run by the sandbox as its own process::
+
+    python -m kibertas_async_ingress.sandbox_controller --kubeconfig K --ingress-class alb \\
+        --address 127.77.1.1 --port 80
+
+What it does, like a real controller: it watches every Ingress of its IngressClass and writes
+``status.loadBalancer.ingress[0].ip = <address>``; it answers HTTP on ``<address>:<port>`` by the request's
+Host header and path, through the Ingress rules, and proxies nothing: it answers ``200`` only while the
+backend Service's EndpointSlices (maintained by the real controller-manager) list a ready endpoint,
+``503`` when they list none, and ``404`` for a host no Ingress of its class serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from kibertas_async.kube.client import ClusterTarget, KubeClient, KubeObject, connect
+from kibertas_async.kube.errors import KubeApiError, KubeUnavailable
+from kibertas_async.kube.resources import ENDPOINTSLICES, INGRESSES
+
+CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+
+
+def log(event: str, **fields: object) -> None:
+    """One JSON line on stdout (the sandbox sends it to the add-on's log file)."""
+    print(json.dumps({"time": round(time.time(), 3), "event": event, **fields}), flush=True)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where one Ingress rule path sends requests."""
+
+    namespace: str
+    ingress: str
+    service: str
+
+
+class IngressTable:
+    """The Ingresses of one class, by namespace and name, and the routing over their rules."""
+
+    def __init__(self, ingress_class: str) -> None:
+        self.ingress_class = ingress_class
+        self._ingresses: dict[tuple[str, str], KubeObject] = {}
+
+    def is_ours(self, ingress: KubeObject) -> bool:
+        """Whether the Ingress names our class (field, or the legacy annotation)."""
+        named = (ingress.get("spec") or {}).get("ingressClassName")
+        annotated = (ingress["metadata"].get("annotations") or {}).get(CLASS_ANNOTATION)
+        return self.ingress_class in (named, annotated)
+
+    def replace_all(self, ingresses: list[KubeObject]) -> None:
+        """Start over from a fresh list."""
+        self._ingresses = {}
+        for ingress in ingresses:
+            self.apply("ADDED", ingress)
+
+    def apply(self, event_type: str, ingress: KubeObject) -> None:
+        """Apply one watch event."""
+        key = (ingress["metadata"]["namespace"], ingress["metadata"]["name"])
+        if event_type == "DELETED" or not self.is_ours(ingress):
+            self._ingresses.pop(key, None)
+        else:
+            self._ingresses[key] = ingress
+
+    def route(self, host: str, path: str) -> Backend | None:
+        """The backend of the longest matching path of a rule for ``host`` (exact or ``*.`` wildcard)."""
+        best: tuple[int, Backend] | None = None
+        for (namespace, name), ingress in self._ingresses.items():
+            for rule in (ingress.get("spec") or {}).get("rules") or []:
+                if not _host_matches(rule.get("host"), host):
+                    continue
+                for rule_path in (rule.get("http") or {}).get("paths") or []:
+                    prefix = rule_path.get("path") or "/"
+                    exact = rule_path.get("pathType") == "Exact"
+                    if (path != prefix) if exact else not _prefix_matches(prefix, path):
+                        continue
+                    service = ((rule_path.get("backend") or {}).get("service") or {}).get("name")
+                    if service and (best is None or len(prefix) > best[0]):
+                        best = (len(prefix), Backend(namespace, name, service))
+        return None if best is None else best[1]
+
+
+def _host_matches(rule_host: str | None, host: str) -> bool:
+    if not rule_host:
+        return True
+    if rule_host.startswith("*."):
+        return host.endswith(rule_host[1:]) and host.count(".") == rule_host.count(".")
+    return rule_host.lower() == host
+
+
+def _prefix_matches(prefix: str, path: str) -> bool:
+    trimmed = prefix.rstrip("/")
+    return not trimmed or path == trimmed or path.startswith(trimmed + "/")
+
+
+async def ready_endpoints(client: KubeClient, namespace: str, service: str) -> list[str]:
+    """Addresses of the Service's ready endpoints, read from its EndpointSlices."""
+    slices = await client.list(ENDPOINTSLICES, namespace, label_selector=f"kubernetes.io/service-name={service}")
+    return [
+        address
+        for endpoint_slice in slices["items"]
+        for endpoint in endpoint_slice.get("endpoints") or []
+        # The API says a missing "ready" means ready.
+        if (endpoint.get("conditions") or {}).get("ready") is not False
+        for address in endpoint.get("addresses") or []
+    ]
+
+
+class Controller:
+    """Keeps Ingress statuses and the routing table current, and serves HTTP."""
+
+    def __init__(self, client: KubeClient, table: IngressTable, address: str) -> None:
+        self.client = client
+        self.table = table
+        self.address = address
+
+    async def publish_address(self, ingress: KubeObject) -> None:
+        """Write our address into the Ingress's status unless it is there already."""
+        wanted = [{"ip": self.address}]
+        current = ((ingress.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+        if current == wanted:
+            return
+        namespace, name = ingress["metadata"]["namespace"], ingress["metadata"]["name"]
+        try:
+            await self.client.request(
+                "PATCH",
+                INGRESSES.path(namespace, name) + "/status",
+                body={"status": {"loadBalancer": {"ingress": wanted}}},
+                content_type="application/merge-patch+json",
+            )
+        except KubeApiError as error:
+            if error.status != 404:  # deleted meanwhile: nothing to do
+                log("status.failed", ingress=f"{namespace}/{name}", error=str(error))
+            return
+        log("status.published", ingress=f"{namespace}/{name}", address=self.address)
+
+    async def sync_forever(self) -> None:
+        """List, then watch, all Ingresses; re-list when the watch ends or expires."""
+        failures = 0
+        while True:
+            try:
+                listed = await self.client.list(INGRESSES)
+                self.table.replace_all(listed["items"])
+                for ingress in listed["items"]:
+                    if self.table.is_ours(ingress):
+                        await self.publish_address(ingress)
+                version = str(listed["metadata"].get("resourceVersion", ""))
+                async for event_type, ingress in self.client.watch(INGRESSES, None, resource_version=version):
+                    failures = 0
+                    if event_type == "BOOKMARK":
+                        continue
+                    self.table.apply(event_type, ingress)
+                    if event_type != "DELETED" and self.table.is_ours(ingress):
+                        await self.publish_address(ingress)
+            except KubeApiError as error:
+                if error.status != 410:
+                    log("watch.failed", error=str(error))
+                    failures += 1
+            except KubeUnavailable as error:
+                log("watch.unavailable", error=str(error))
+                failures += 1
+            if failures:
+                await asyncio.sleep(min(5.0, 0.2 * 2**failures) * random.uniform(0.5, 1.0))
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Route by Host and path; 200 with ready endpoints, 503 without, 404 for unknown hosts."""
+        host = (request.host or "").rsplit(":", 1)[0].lower().rstrip(".")
+        backend = self.table.route(host, request.path)
+        if backend is None:
+            return web.Response(status=404, text=f"no Ingress of class {self.table.ingress_class} serves {host}\n")
+        try:
+            endpoints = await ready_endpoints(self.client, backend.namespace, backend.service)
+        except (KubeApiError, KubeUnavailable) as error:
+            return web.Response(status=502, text=f"cannot read the endpoints of {backend.service}: {error}\n")
+        service = f"{backend.namespace}/{backend.service}"
+        if not endpoints:
+            return web.Response(status=503, text=f"Service {service} has no ready endpoints\n")
+        return web.Response(
+            status=200,
+            text=f"sandbox ingress controller: Service {service} has ready endpoints {', '.join(endpoints)}\n",
+        )
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Connect, start the HTTP server, then sync Ingresses until killed."""
+    client = await connect(ClusterTarget(name=args.cluster, kubeconfig=args.kubeconfig))
+    controller = Controller(client, IngressTable(args.ingress_class), args.address)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", controller.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, args.address, args.port).start()
+    log("serving", address=args.address, port=args.port, ingress_class=args.ingress_class)
+    try:
+        await controller.sync_forever()
+    finally:
+        await runner.cleanup()
+        await client.aclose()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="python -m kibertas_async_ingress.sandbox_controller", description=__doc__)
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--cluster", default="sandbox", help="name used in errors")
+    parser.add_argument("--ingress-class", required=True)
+    parser.add_argument("--address", required=True, help="loopback address to serve on and publish")
+    parser.add_argument("--port", type=int, default=80)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Run until SIGTERM/SIGINT."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""The ingress check against the sandbox: it passes on both clusters at once, and breaks as it should.
+
+Every test goes through the real CLI in-process and reads the JSON report; the ``run_ingress`` fixture
+then asserts that nothing labelled by the run is left in either cluster.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import dns.query
+import dns.tsigkeyring
+import dns.update
+from kibertas_async_ingress.sandbox import Zone, load_zone
+
+from kibertas_async.kube.client import ClusterTarget, KubeClient, KubeObject, connect
+from kibertas_async.kube.resources import DEPLOYMENTS, ENDPOINTSLICES, INGRESSES, Resource
+from kibertas_async.sandbox.runner import Sandbox
+
+RunIngress = Callable[..., Any]
+"""The ``run_ingress`` fixture (see conftest.py): runs the CLI, returns an ``IngressRun``."""
+
+PASSING_STEPS = [
+    "check options",
+    "create namespace",
+    "deploy web server",
+    "create service",
+    "create ingress",
+    "wait for load balancer",
+    "resolve host",
+    "http request",
+]
+
+
+def test_passes_on_both_clusters_at_once(run_ingress: RunIngress, sandbox: Sandbox) -> None:
+    run = run_ingress()
+    assert run.code == 0, run.report
+    for cluster in ("sandbox-1", "sandbox-2"):
+        result = run.result(cluster)
+        assert result["outcome"] == "passed", result
+        assert [step["name"] for step in result["steps"]] == PASSING_STEPS
+        zone = load_zone(sandbox.cluster(cluster).directory)
+        address = result["facts"]["load balancer"]
+        assert address.startswith("127.")
+        assert result["facts"]["dns"] == f"ingress-check.{zone.name} -> {address}"
+        assert result["facts"]["http"] == f"GET http://ingress-check.{zone.name}/ -> 200"
+        print(f"\n{cluster}: ingress passed in {result['duration']:.2f}s with {result['api_requests']} API requests")
+    first, second = (run.result(c)["facts"]["load balancer"] for c in ("sandbox-1", "sandbox-2"))
+    assert first != second
+
+
+def test_no_load_balancer_address(run_ingress: RunIngress, run_config: Callable[..., Path], sandbox: Sandbox) -> None:
+    # sandbox-1: a class that exists but no controller serves; sandbox-2: a class that does not exist.
+    api = sandbox.cluster("sandbox-1").api()
+    api.create(
+        "/apis/networking.k8s.io/v1/ingressclasses",
+        {"metadata": {"name": "nginx"}, "spec": {"controller": "k8s.io/ingress-nginx"}},
+    )
+    try:
+        config = run_config({"sandbox-1": {"ingress-class": "nginx"}, "sandbox-2": {"ingress-class": "missing"}})
+        run = run_ingress("--ingress-address-timeout", "3s", config=config)
+    finally:
+        api.request("DELETE", "/apis/networking.k8s.io/v1/ingressclasses/nginx")
+    assert run.code == 1
+    served_by_nobody, missing = run.result("sandbox-1"), run.result("sandbox-2")
+    for result in (served_by_nobody, missing):
+        assert result["outcome"] == "failed"
+        assert result["step"] == "wait for load balancer"
+        assert "got no load-balancer address within 3s" in result["reason"]
+    assert (
+        "the controller of IngressClass nginx (k8s.io/ingress-nginx) did not give it one" in served_by_nobody["reason"]
+    )
+    assert "IngressClass missing does not exist" in missing["reason"]
+
+
+def test_dns_record_missing(run_ingress: RunIngress, sandbox: Sandbox) -> None:
+    # external-dns excludes unmanaged.<zone>: the Ingress is served, but its host is never published.
+    zone = load_zone(sandbox.cluster("sandbox-1").directory)
+    host = f"missing.{zone.unmanaged}"
+    run = run_ingress("--ingress-hostname", host, "--ingress-dns-timeout", "3s", clusters="sandbox-1")
+    result = run.result("sandbox-1")
+    assert result["outcome"] == "failed"
+    assert result["step"] == "resolve host"
+    assert result["reason"].startswith(f"{host} did not resolve to the load balancer (127.")
+    assert (
+        f"via {zone.nameserver} within 3s: {host} does not exist (NXDOMAIN from {zone.nameserver})" in result["reason"]
+    )
+
+
+def test_dns_record_pointing_elsewhere(run_ingress: RunIngress, sandbox: Sandbox) -> None:
+    zone = load_zone(sandbox.cluster("sandbox-1").directory)
+    host = f"elsewhere.{zone.unmanaged}"
+    with dns_record(zone, host, "127.0.0.99"):
+        run = run_ingress("--ingress-hostname", host, "--ingress-dns-timeout", "3s", clusters="sandbox-1")
+    result = run.result("sandbox-1")
+    assert result["outcome"] == "failed"
+    assert result["step"] == "resolve host"
+    address = result["facts"]["load balancer"]
+    assert f": {host} -> 127.0.0.99, not to the load balancer ({address})" in result["reason"]
+
+
+def test_http_503_without_ready_endpoints(run_ingress: RunIngress, sandbox: Sandbox) -> None:
+    # kwok makes every pod Ready, so the backend is taken away for real instead: while external-dns is
+    # frozen (the check waits in "resolve host"), the Deployment is scaled to zero and the real
+    # EndpointSlice controller empties the Service's slices; then external-dns publishes the host.
+    cluster = sandbox.cluster("sandbox-1")
+    external_dns = cluster.processes["external-dns"]
+    external_dns.pause()
+    disruptor = ScaleToZeroOnAddress(cluster.kubeconfig, on_done=external_dns.resume)
+    disruptor.start()
+    try:
+        run = run_ingress("--ingress-http-timeout", "3s", clusters="sandbox-1")
+    finally:
+        external_dns.resume()
+        disruptor.join(timeout=60)
+    assert disruptor.error is None
+    result = run.result("sandbox-1")
+    assert result["outcome"] == "failed"
+    assert result["step"] == "http request"
+    assert "GET http://ingress-check.sandbox-1.sandbox.test/ answered 503 Service Unavailable" in result["reason"]
+    assert result["reason"].endswith(
+        f"expected 200, for 3s; Service {disruptor.namespace}/sample has 0 ready endpoints"
+    )
+
+
+def test_two_clusters_sharing_a_host_name_is_refused(run_ingress: RunIngress) -> None:
+    run = run_ingress(
+        "--ingress-hostname", "ingress-check.sandbox-1.sandbox.test", "--ingress-skip-dns", "--ingress-skip-http"
+    )
+    refused = [r for r in run.report["results"] if r["step"] == "check options"]
+    assert len(refused) == 1
+    assert refused[0]["outcome"] == "failed"
+    assert "host name ingress-check.sandbox-1.sandbox.test is also checked on cluster sandbox-" in refused[0]["reason"]
+    others = [r for r in run.report["results"] if r is not refused[0]]
+    assert [r["outcome"] for r in others] == ["passed"]
+
+
+@contextmanager
+def dns_record(zone: Zone, host: str, address: str) -> Iterator[None]:
+    """An A record written straight into BIND with the zone's TSIG key (RFC 2136), removed afterwards."""
+    keyring = dns.tsigkeyring.from_text({zone.key_name: (zone.key_algorithm, zone.key_secret)})
+
+    def send(change: Callable[[dns.update.UpdateMessage], object]) -> None:
+        update = dns.update.UpdateMessage(
+            zone.name + ".", keyring=keyring, keyname=zone.key_name, keyalgorithm=zone.key_algorithm
+        )
+        change(update)
+        response = dns.query.tcp(update, zone.address, port=zone.port, timeout=5)
+        assert response.rcode() == 0, response
+
+    send(lambda update: update.replace(host + ".", 5, "A", address))
+    try:
+        yield
+    finally:
+        send(lambda update: update.delete(host + "."))
+
+
+class ScaleToZeroOnAddress(threading.Thread):
+    """In its own thread and event loop: once the check's Ingress has an address, scale its Deployment to
+    zero, wait (by watch) until the Service's EndpointSlices list no ready endpoint, then ``on_done``."""
+
+    def __init__(self, kubeconfig: Path, on_done: Callable[[], None]) -> None:
+        super().__init__(daemon=True)
+        self._kubeconfig = kubeconfig
+        self._on_done = on_done
+        self.namespace = ""
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            anyio.run(self._disrupt)
+        except BaseException as error:
+            self.error = error
+
+    async def _disrupt(self) -> None:
+        with anyio.fail_after(120):
+            async with await connect(ClusterTarget("sandbox-1", kubeconfig=str(self._kubeconfig))) as client:
+                ingress = await _first(
+                    client, INGRESSES, None, "kibertas-async/check=ingress", lambda i: bool(_address(i))
+                )
+                self.namespace = ingress["metadata"]["namespace"]
+                await client.patch(DEPLOYMENTS, "sample", {"spec": {"replicas": 0}}, self.namespace)
+                await _first(
+                    client, ENDPOINTSLICES, self.namespace, "kubernetes.io/service-name=sample", _without_ready_endpoint
+                )
+        self._on_done()
+
+
+def _address(ingress: KubeObject) -> list[object]:
+    return list(((ingress.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [])
+
+
+def _without_ready_endpoint(endpoint_slice: KubeObject) -> bool:
+    endpoints = endpoint_slice.get("endpoints") or []
+    return not any((e.get("conditions") or {}).get("ready") is not False for e in endpoints)
+
+
+async def _first(
+    client: KubeClient, resource: Resource, namespace: str | None, selector: str, until: Callable[[KubeObject], bool]
+) -> KubeObject:
+    """List, then watch, objects matching ``selector`` until one satisfies ``until``."""
+    listed = await client.list(resource, namespace, label_selector=selector)
+    for item in listed["items"]:
+        if until(item):
+            return item
+    version = str(listed["metadata"]["resourceVersion"])
+    async for event_type, item in client.watch(resource, namespace, resource_version=version, label_selector=selector):
+        if event_type in ("ADDED", "MODIFIED") and until(item):
+            return item
+    raise AssertionError(f"no {resource.kind} matching {selector} satisfied the condition")
