@@ -77,8 +77,9 @@ def test_a_killed_test_process_takes_every_sandbox_process_with_it(sandbox: Sand
         try:
             assert owner.stdout is not None
             pids = json.loads(owner.stdout.readline())
-            assert len(pids) == 5  # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok
-            assert len(live_processes(pids)) == 5
+            # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, and plugins' add-ons
+            assert len(pids) >= 5
+            assert len(live_processes(pids)) == len(pids)
         finally:
             owner.send_signal(signal.SIGKILL)  # no finalizer, no atexit: only the kernel can clean up
     deadline = time.monotonic() + 30  # a bound on the kernel's delivery, not a performance assertion
