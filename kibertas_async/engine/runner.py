@@ -310,7 +310,7 @@ class Engine:
         except Exception as error:
             self.log.error("notifier.failed", notifier=notifier.name, reason=f"{type(error).__name__}: {error}")
         else:
-            self.log.info("notifier.sent", notifier=notifier.name)
+            self.log.info("notifier.finished", notifier=notifier.name)
 
 
 def _primary(error: BaseException) -> BaseException:

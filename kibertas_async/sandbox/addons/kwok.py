@@ -59,8 +59,7 @@ class KwokAddon:
             f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
             "--cidr=10.244.0.0/16",
             "--node-ip=10.0.0.1",
-            # Its debug server is off by default; the node port is only written into node status.
-            f"--node-port={context.allocate_port()}",
+            # No --node-port: with it kwok serves a kubelet-like endpoint on 0.0.0.0, not just loopback.
         )
         return [ProcessSpec(f"{context.cluster_name}/kwok", argv, context.work_dir / "kwok.log")]
 
