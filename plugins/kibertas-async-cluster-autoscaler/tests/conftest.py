@@ -1,0 +1,162 @@
+"""Fixtures of the scale-up checks' tests: run the real CLI against the sandbox, read its JSON report,
+prove that nothing the run created remains and that the sandbox autoscaler scaled back down."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from kibertas_async_cluster_autoscaler.checks import NODECLAIMS
+from kibertas_async_cluster_autoscaler.mirror import Mirror
+from kibertas_async_cluster_autoscaler.sandbox.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, GROUP_LABEL
+
+from kibertas_async.checks.context import MANAGED_BY, MANAGED_BY_LABEL
+from kibertas_async.cli import main
+from kibertas_async.kube.client import ClusterTarget, connect
+from kibertas_async.kube.resources import NODES
+from kibertas_async.sandbox.runner import Sandbox
+from kibertas_async.testing import TEST_CLUSTER_NAMES, kubectl
+
+SCALED_BACK_TIMEOUT = 120.0
+"""Generous bound on the sandbox autoscaler's scale-down (its delay is 5 s) on a busy machine."""
+
+
+@dataclass
+class Run:
+    """One in-process ``kibertas-async run``: exit code, JSON report, wall time."""
+
+    code: int
+    report: dict[str, Any]
+    wall_time: float
+
+    def result(self, check: str, cluster: str) -> dict[str, Any]:
+        """The report's result of ``check`` on ``cluster``."""
+        found: dict[str, Any] = next(
+            r for r in self.report["results"] if r["check"] == check and r["cluster"] == cluster
+        )
+        return found
+
+
+def run_checks(sandbox: Sandbox, tmp_path: Path, *args: str, clusters: tuple[str, ...] = TEST_CLUSTER_NAMES) -> Run:
+    """``kibertas-async run ARGS`` against ``clusters`` of the sandbox, through the real CLI in-process."""
+    report_path = tmp_path / f"report-{time.monotonic_ns()}.json"
+    started = time.monotonic()
+    code = main(
+        [
+            "run",
+            *args,
+            "--kubeconfig",
+            str(sandbox.kubeconfig),
+            "--clusters",
+            ",".join(clusters),
+            "--report-json",
+            str(report_path),
+            "--log-format",
+            "json",
+        ]
+    )
+    wall_time = time.monotonic() - started
+    return Run(code, json.loads(report_path.read_text(encoding="utf-8")), wall_time)
+
+
+def assert_nothing_left(sandbox: Sandbox) -> None:
+    """No namespace, Deployment or pod labelled as ours remains in any sandbox cluster."""
+    selector = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+    for cluster in sandbox.clusters:
+        api = cluster.api()
+        for path in ("/api/v1/namespaces", "/apis/apps/v1/deployments", "/api/v1/pods"):
+            items = api.get(f"{path}?labelSelector={selector}")["items"]
+            assert not items, f"{cluster.name}: left behind: {[i['metadata']['name'] for i in items]}"
+
+
+def wait_scaled_back(sandbox: Sandbox) -> None:
+    """Watch until every node (and NodeClaim) the sandbox autoscaler added is gone again, on every cluster."""
+
+    async def one_cluster(name: str) -> None:
+        async with await connect(ClusterTarget(name, context=name, kubeconfig=str(sandbox.kubeconfig))) as kube:
+            added_nodes = Mirror(kube, NODES, label_selector=GROUP_LABEL)
+            claims = Mirror(kube, NODECLAIMS)
+            async with anyio.create_task_group() as group:
+                await group.start(added_nodes.run)
+                await group.start(claims.run)
+                with anyio.fail_after(SCALED_BACK_TIMEOUT):
+                    await added_nodes.wait_until(lambda mirror: not mirror.objects)
+                    await claims.wait_until(lambda mirror: not mirror.objects)
+                group.cancel_scope.cancel()
+
+    async def every_cluster() -> None:
+        async with anyio.create_task_group() as group:
+            for cluster in sandbox.clusters:
+                group.start_soon(one_cluster, cluster.name)
+
+    anyio.run(every_cluster)
+
+
+@contextlib.contextmanager
+def autoscaler_settings(sandbox: Sandbox, **data: str) -> Iterator[None]:
+    """Within the block the sandbox autoscalers' ConfigMap has ``data`` (e.g. ``enabled="false"``);
+    afterwards its previous values are back."""
+    previous: dict[str, dict[str, str]] = {}
+    for cluster in sandbox.clusters:
+        path = f"/api/v1/namespaces/{CONFIGMAP_NAMESPACE}/configmaps/{CONFIGMAP_NAME}"
+        previous[cluster.name] = dict(cluster.api().get(path).get("data") or {})
+        _patch_settings(sandbox, cluster.name, data)
+    try:
+        yield
+    finally:
+        for name, values in previous.items():
+            _patch_settings(sandbox, name, values)
+
+
+def _patch_settings(sandbox: Sandbox, cluster: str, data: dict[str, str]) -> None:
+    patch = json.dumps({"data": {key.replace("_", "-"): value for key, value in data.items()}})
+    kubectl(
+        sandbox, cluster, "-n", CONFIGMAP_NAMESPACE, "patch", "configmap", CONFIGMAP_NAME, "--type=merge", "-p", patch
+    )
+
+
+RunChecks = Callable[..., Run]
+AutoscalerSettings = Callable[..., contextlib.AbstractContextManager[None]]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """aiohttp (under the Kubernetes client) runs on asyncio only."""
+    return "asyncio"
+
+
+@pytest.fixture
+def clean_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The sandbox with no node added by its autoscaler; after the test, checked: nothing of ours left,
+    added nodes removed again (so the next test counts the same nodes)."""
+    wait_scaled_back(sandbox)
+    yield sandbox
+    assert_nothing_left(sandbox)
+    wait_scaled_back(sandbox)
+
+
+@pytest.fixture
+def run(clean_sandbox: Sandbox, tmp_path: Path) -> RunChecks:
+    """``run("cluster-autoscaler", "--flag", ..., clusters=(...))``: :func:`run_checks` on the clean sandbox."""
+
+    def run_in_sandbox(*args: str, clusters: tuple[str, ...] = TEST_CLUSTER_NAMES) -> Run:
+        return run_checks(clean_sandbox, tmp_path, *args, clusters=clusters)
+
+    return run_in_sandbox
+
+
+@pytest.fixture
+def sandbox_autoscaler(clean_sandbox: Sandbox) -> AutoscalerSettings:
+    """``with sandbox_autoscaler(enabled="false"):`` — :func:`autoscaler_settings` on every cluster."""
+
+    def settings(**data: str) -> contextlib.AbstractContextManager[None]:
+        return autoscaler_settings(clean_sandbox, **data)
+
+    return settings

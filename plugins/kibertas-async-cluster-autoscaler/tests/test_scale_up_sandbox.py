@@ -1,0 +1,120 @@
+"""The scale-up checks against the sandbox (two clusters, each with kwok nodes and the sandbox autoscaler).
+
+Every test ends by proving that nothing labelled by the run remains and that the nodes the sandbox
+autoscaler added are gone again, so the next test counts the same nodes.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from kibertas_async.testing import TEST_CLUSTER_NAMES
+
+
+def _show(done: Any, check: str) -> None:
+    """Print the figures the issue asks for (visible with ``pytest -s``)."""
+    for cluster in TEST_CLUSTER_NAMES:
+        with_result = [r for r in done.report["results"] if r["check"] == check and r["cluster"] == cluster]
+        for result in with_result:
+            print(
+                f"{check} on {cluster}: {result['outcome']} in {result['duration_seconds']}s, "
+                f"{result['api_requests']} API requests; run wall time {done.wall_time:.1f}s"
+            )
+
+
+def test_cluster_autoscaler_passes_on_both_clusters_and_names_the_new_node(run: Any) -> None:
+    done = run("cluster-autoscaler")
+    _show(done, "cluster-autoscaler")
+    assert done.code == 0, done.report
+    for cluster in TEST_CLUSTER_NAMES:
+        result = done.result("cluster-autoscaler", cluster)
+        assert result["outcome"] == "passed", result
+        assert result["facts"]["schedulable nodes before"].startswith("2 (kwok-node-3, kwok-node-4)")
+        assert result["facts"]["nodes joined"].startswith("autoscaled-spot-")
+        assert "hosts a probe pod" in result["facts"]["nodes joined"]
+        assert "until 3/3 Ready" in result["facts"]["scale-up took"]
+        assert [step["name"] for step in result["steps"]] == [
+            "find node group",
+            "count schedulable nodes",
+            "create probe Deployment",
+            "wait for scale-up",
+            "report joined nodes",
+        ]
+        assert {item["status"] for item in result["cleanup"]} == {"done"}
+
+
+def test_karpenter_reports_the_nodeclaim_and_verifies_scale_down(run: Any) -> None:
+    done = run("karpenter", "--verify-scale-down")
+    _show(done, "karpenter")
+    assert done.code == 0, done.report
+    for cluster in TEST_CLUSTER_NAMES:
+        result = done.result("karpenter", cluster)
+        assert result["outcome"] == "passed", result
+        facts = result["facts"]
+        assert facts["NodePool"] == "default"
+        assert facts["nodes joined"].startswith("karpenter-default-")
+        node = facts["nodes joined"].split(" ")[0]
+        assert facts["NodeClaim created"].startswith("default-")
+        assert f"(node {node}," in facts["NodeClaim created"]
+        claim = facts["NodeClaim created"].split(" ")[0]
+        assert facts["scale-down"].startswith(f"{claim}, {node} removed")
+
+
+def test_node_count_checks_never_run_at_once_on_one_cluster(run: Any) -> None:
+    done = run("cluster-autoscaler", "karpenter", clusters=("sandbox-1",))
+    assert done.code == 0, done.report
+    spans = []
+    for check in ("cluster-autoscaler", "karpenter"):
+        result = done.result(check, "sandbox-1")
+        assert result["outcome"] == "passed", result
+        started = datetime.fromisoformat(result["started_at"])
+        spans.append((started, started + timedelta(seconds=result["duration_seconds"])))
+    (_, first_end), (second_start, _) = sorted(spans)
+    # Each span runs from the check's start to the end of its cleanup: one must end before the other starts.
+    assert first_end <= second_start + timedelta(milliseconds=5), spans
+
+
+def test_autoscaler_absent_times_out_in_the_wait_step_with_the_scheduler_reason(
+    run: Any, sandbox_autoscaler: Any
+) -> None:
+    with sandbox_autoscaler(enabled="false"):
+        done = run("cluster-autoscaler", "--scale-up-timeout", "6s")
+    assert done.code == 1
+    for cluster in TEST_CLUSTER_NAMES:
+        result = done.result("cluster-autoscaler", cluster)
+        assert result["outcome"] == "timeout", result
+        assert result["step"] == "wait for scale-up"
+        reason = result["reason"]
+        assert re.match(
+            r"step 'wait for scale-up' did not finish within 6s \(last seen: \d/\d ready, \d Pending: "
+            r"FailedScheduling: 0/4 nodes are available: ",
+            reason,
+        ), reason
+        assert "didn't match pod anti-affinity rules" in reason
+        assert {item["status"] for item in result["cleanup"]} == {"done"}
+
+
+def test_scale_down_that_does_not_happen_times_out_naming_the_node(run: Any, sandbox_autoscaler: Any) -> None:
+    with sandbox_autoscaler(scale_down_delay="3600"):
+        done = run("cluster-autoscaler", "--verify-scale-down", "--scale-down-timeout", "4s")
+    assert done.code == 1
+    for cluster in TEST_CLUSTER_NAMES:
+        result = done.result("cluster-autoscaler", cluster)
+        assert result["outcome"] == "timeout", result
+        assert result["step"] == "wait for scale-down"
+        node = result["facts"]["nodes joined"].split(" ")[0]
+        assert (
+            result["reason"] == f"step 'wait for scale-down' did not finish within 4s (last seen: still there: {node})"
+        )
+
+
+def test_karpenter_fails_when_the_nodepool_does_not_exist(run: Any) -> None:
+    done = run("karpenter", "--karpenter-nodepool", "gpu")
+    assert done.code == 1
+    for cluster in TEST_CLUSTER_NAMES:
+        result = done.result("karpenter", cluster)
+        assert result["outcome"] == "failed", result
+        assert result["step"] == "find node group"
+        assert result["reason"] == "NodePool 'gpu' does not exist; NodePools here: default"
