@@ -93,3 +93,16 @@ def test_help_does_not_import_heavy_clients() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert re.fullmatch(r"\s*", result.stdout.splitlines()[-1]), result.stdout
+
+
+def test_list_with_every_installed_plugin_imports_no_heavy_client() -> None:
+    heavy = ("kubernetes_asyncio", "aiohttp", "aioboto3", "botocore", "dns", "datadog_api_client", "cryptography")
+    code = (
+        "import sys\n"
+        "from kibertas_async.cli import main\n"
+        "main(['list'])\n"
+        f"print('HEAVY=' + ','.join(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    marker = [line for line in result.stdout.splitlines() if line.startswith("HEAVY=")]
+    assert marker == ["HEAVY="], result.stdout + result.stderr
