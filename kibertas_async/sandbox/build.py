@@ -296,6 +296,7 @@ class _GoBuild:
                 f"{self.required_module}@{self.required_version} exited with {returncode}. "
                 f"Last lines of go's output (full log: {log_path}):\n{tail}"
             )
+        progress(f"{self.component}: {step} took {_elapsed(started)}")
         return output
 
 
