@@ -88,3 +88,20 @@ def test_bad_cluster_names_are_a_usage_error(state_dir: Path) -> None:
     assert up.returncode == 2
     assert up.stderr.count("\n") == 1
     assert "Old_Cluster" in up.stderr
+
+
+def test_a_server_that_dies_at_start_is_reported_with_its_log(state_dir: Path, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "broken-release"
+    bin_dir.mkdir()
+    for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok"):
+        script = bin_dir / name
+        script.write_text(f"#!/bin/sh\necho '{name}: cannot start: disk on fire' >&2\nexit 3\n")
+        script.chmod(0o755)
+    up = sandbox_command(
+        "up", "--bin-dir", str(bin_dir), "--state-dir", str(state_dir), "--kubeconfig", str(tmp_path / "k")
+    )
+    assert up.returncode == 1
+    assert "etcd exited (status 3)" in up.stderr
+    assert "etcd: cannot start: disk on fire" in up.stderr
+    assert "sandbox down" in up.stderr
+    assert not (tmp_path / "k").exists()
