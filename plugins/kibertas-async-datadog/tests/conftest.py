@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,25 +76,37 @@ def run_check(
     return run
 
 
-def sandbox_settings(sandbox: Sandbox, cluster: str) -> dict[str, Any]:
-    """The option values the sandbox's add-ons wrote for ``cluster``."""
+@pytest.fixture
+def standin_stats(sandbox: Sandbox) -> Callable[[str], dict[str, int]]:
+    """``standin_stats("sandbox-1")``: the request counters of that cluster's Datadog stand-in."""
     document = yaml.safe_load((sandbox.state_dir / RUN_CONFIG_NAME).read_text(encoding="utf-8"))
-    settings: dict[str, Any] = document["clusters"][cluster]
-    return settings
+
+    def stats(cluster: str) -> dict[str, int]:
+        url = f"{document['clusters'][cluster]['datadog-api-url']}/_standin/stats"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            counters: dict[str, int] = json.load(response)
+        return counters
+
+    return stats
 
 
-def assert_nothing_left(sandbox: Sandbox) -> None:
-    """Nothing labelled as ours remains in either cluster."""
-    for cluster in TEST_CLUSTER_NAMES:
-        left = kubectl(
-            sandbox,
-            cluster,
-            "get",
-            "namespaces,deployments,daemonsets,pods",
-            "-A",
-            "-l",
-            MANAGED_BY_SELECTOR,
-            "-o",
-            "name",
-        ).stdout
-        assert left.strip() == "", f"{cluster}: left behind: {left}"
+@pytest.fixture
+def assert_nothing_left(sandbox: Sandbox) -> Callable[[], None]:
+    """``assert_nothing_left()``: nothing labelled as ours remains in either cluster."""
+
+    def check() -> None:
+        for cluster in TEST_CLUSTER_NAMES:
+            left = kubectl(
+                sandbox,
+                cluster,
+                "get",
+                "namespaces,deployments,daemonsets,pods",
+                "-A",
+                "-l",
+                MANAGED_BY_SELECTOR,
+                "-o",
+                "name",
+            ).stdout
+            assert left.strip() == "", f"{cluster}: left behind: {left}"
+
+    return check

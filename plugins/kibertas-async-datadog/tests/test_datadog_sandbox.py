@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from kibertas_async_datadog.check import STEP_WAIT_FOR_METRICS
@@ -14,18 +14,10 @@ from kibertas_async_datadog.standin import AGENT_NAME
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import kubectl
 
-from .conftest import RunCheck, assert_nothing_left, sandbox_settings
-
 CHECK = "datadog-agent"
+RunCheck = Callable[..., Any]
+StandinStats = Callable[[str], dict[str, int]]
 AGENT_POD_SELECTOR = f"app.kubernetes.io/name={AGENT_NAME}"
-
-
-def standin_stats(sandbox: Sandbox, cluster: str) -> dict[str, int]:
-    """The stand-in's request counters for ``cluster``."""
-    url = f"{sandbox_settings(sandbox, cluster)['datadog-api-url']}/_standin/stats"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        stats: dict[str, int] = json.load(response)
-    return stats
 
 
 @pytest.fixture
@@ -56,7 +48,7 @@ def agent_stopped(sandbox: Sandbox) -> Iterator[None]:
         kubectl(sandbox, "sandbox-1", "-n", AGENT_NAMESPACE, "rollout", "status", daemonset, "--timeout=60s")
 
 
-def test_passes_on_both_clusters_scoped_to_each(sandbox: Sandbox, run_check: RunCheck) -> None:
+def test_passes_on_both_clusters_scoped_to_each(run_check: RunCheck, assert_nothing_left: Callable[[], None]) -> None:
     run = run_check(CHECK)
     assert run.code == 0, run.err
     for cluster in ("sandbox-1", "sandbox-2"):
@@ -67,7 +59,7 @@ def test_passes_on_both_clusters_scoped_to_each(sandbox: Sandbox, run_check: Run
         assert int(result["facts"]["points"]) >= 1
         for key in (api_key_for(cluster), app_key_for(cluster)):
             assert key not in run.err + run.out + json.dumps(run.report)
-    assert_nothing_left(sandbox)
+    assert_nothing_left()
 
 
 def test_another_clusters_tag_gets_an_empty_series(run_check: RunCheck) -> None:
@@ -81,7 +73,9 @@ def test_another_clusters_tag_gets_an_empty_series(run_check: RunCheck) -> None:
 
 
 @pytest.mark.usefixtures("agent_stopped")
-def test_agent_not_running_fails_with_empty_series(sandbox: Sandbox, run_check: RunCheck) -> None:
+def test_agent_not_running_fails_with_empty_series(
+    run_check: RunCheck, assert_nothing_left: Callable[[], None]
+) -> None:
     run = run_check(CHECK, "--datadog-wait-timeout", "5s")
     assert run.code == 1
     stopped = run.result("sandbox-1")
@@ -92,11 +86,11 @@ def test_agent_not_running_fails_with_empty_series(sandbox: Sandbox, run_check: 
     )
     assert "last: empty series" in stopped["reason"]
     assert run.result("sandbox-2")["outcome"] == "passed"
-    assert_nothing_left(sandbox)
+    assert_nothing_left()
 
 
-def test_bad_keys_fail_at_once_without_retrying(sandbox: Sandbox, run_check: RunCheck) -> None:
-    before = {cluster: standin_stats(sandbox, cluster) for cluster in ("sandbox-1", "sandbox-2")}
+def test_bad_keys_fail_at_once_without_retrying(run_check: RunCheck, standin_stats: StandinStats) -> None:
+    before = {cluster: standin_stats(cluster) for cluster in ("sandbox-1", "sandbox-2")}
     wrong_key = "wrong-api-key-0f9e8d7c"
     run = run_check(CHECK, "--datadog-api-key", wrong_key)
     assert run.code == 1
@@ -105,17 +99,17 @@ def test_bad_keys_fail_at_once_without_retrying(sandbox: Sandbox, run_check: Run
         assert result["outcome"] == "failed"
         assert result["step"] == STEP_WAIT_FOR_METRICS
         assert result["reason"].startswith("Datadog rejected the API or application key (HTTP 403: Forbidden)")
-        after = standin_stats(sandbox, cluster)
+        after = standin_stats(cluster)
         assert after["requests"] - before[cluster]["requests"] == 1
         assert after["rejected"] - before[cluster]["rejected"] == 1
         assert app_key_for(cluster) not in run.err + run.out + json.dumps(run.report)
     assert wrong_key not in run.err + run.out + json.dumps(run.report)
 
 
-def test_missing_keys_fail_before_any_query(sandbox: Sandbox, run_check: RunCheck) -> None:
-    before = standin_stats(sandbox, "sandbox-1")["requests"]
+def test_missing_keys_fail_before_any_query(run_check: RunCheck, standin_stats: StandinStats) -> None:
+    before = standin_stats("sandbox-1")["requests"]
     run = run_check(CHECK, "--datadog-app-key", "")
     result = run.result("sandbox-1")
     assert result["outcome"] == "failed"
     assert result["reason"] == "not configured: --datadog-app-key (DD_APP_KEY) must be set"
-    assert standin_stats(sandbox, "sandbox-1")["requests"] == before
+    assert standin_stats("sandbox-1")["requests"] == before
