@@ -11,7 +11,6 @@ answer: ``run --all`` on a cluster without Karpenter skips ``karpenter`` instead
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import anyio
 from kibertas_async import Check, CheckContext, Permission, Resource
 from kibertas_async.kube import KubeObject
 from kibertas_async.kube.errors import KubeApiError
-from kibertas_async.kube.resources import DEPLOYMENTS, NODES, PODS
+from kibertas_async.kube.resources import DEPLOYMENTS, EVENTS, NODES, PODS
 from kibertas_async_cluster_autoscaler.mirror import Mirror
 from kibertas_async_cluster_autoscaler.options import (
     COMMON_OPTIONS,
@@ -38,6 +37,8 @@ from kibertas_async_cluster_autoscaler.options import (
 )
 from kibertas_async_cluster_autoscaler.scheduling import unschedulable_message, why_unschedulable
 
+AUTOSCALER_COMPONENTS = frozenset({"cluster-autoscaler", "karpenter"})
+"""Event sources whose word on a pending probe pod is worth reporting (why a scale-up did not happen)."""
 PROBE_NAME = "scale-up-probe"
 """Name of the Deployment (and the ``app.kubernetes.io/name`` of its pods)."""
 NODEPOOL_LABEL = "karpenter.sh/nodepool"
@@ -45,7 +46,7 @@ NODEPOOLS = Resource("karpenter.sh", "v1", "nodepools", "NodePool", namespaced=F
 NODECLAIMS = Resource("karpenter.sh", "v1", "nodeclaims", "NodeClaim", namespaced=False)
 
 _NODE_READ = Permission("", ("nodes",), ("list", "watch"))
-_POD_READ = Permission("", ("pods",), ("list", "watch"))
+_POD_READ = Permission("", ("pods", "events"), ("list", "watch"))
 _DEPLOYMENT_WRITE = Permission("apps", ("deployments",), ("create", "delete"))
 
 
@@ -99,16 +100,20 @@ class NodeScaleUpCheck(Check):
                 await ctx.create(DEPLOYMENTS, probe_deployment(ctx, group, replicas, tolerations), namespace)
                 created_at = anyio.current_time()
             pods = Mirror(ctx.kube, PODS, namespace, label_selector=f"app.kubernetes.io/name={PROBE_NAME}")
+            events = Mirror(ctx.kube, EVENTS, namespace)
+            progress = ProbeProgress(ctx, pods, events, replicas)
+            events.on_change(progress.all_ready)
             async with ctx.step("wait for scale-up", timeout=ctx.options[SCALE_UP_TIMEOUT]):
                 await watchers.start(pods.run)
+                await watchers.start(events.run)
                 while True:
-                    await pods.wait_until(functools.partial(_all_ready, ctx, replicas=replicas))
+                    await pods.wait_until(progress.all_ready)
                     if _hosts(pods) - nodes_before:
                         break
                     # Every replica found room on a node that was there before: one that was not
                     # schedulable when counted (NotReady, tainted, cordoned) has recovered. One more
                     # replica per recovery; at len(nodes_before) + 1 a new node is needed whatever happens.
-                    replicas += 1
+                    replicas = progress.replicas = replicas + 1
                     ctx.log.info("probe.replicas_raised", replicas=replicas, hosts=sorted(_hosts(pods)))
                     await ctx.kube.patch(DEPLOYMENTS, PROBE_NAME, {"spec": {"replicas": replicas}}, namespace)
                 took = anyio.current_time() - created_at
@@ -294,24 +299,55 @@ def _pod_ready(pod: KubeObject) -> bool:
     )
 
 
-def _all_ready(ctx: CheckContext, pods: Mirror, replicas: int) -> bool:
-    """Whether ``replicas`` probe pods are Ready; records e.g. ``2/3 ready, 1 Pending: FailedScheduling: …``."""
-    live = [pod for pod in pods.objects.values() if not pod["metadata"].get("deletionTimestamp")]
-    ready = sum(1 for pod in live if _pod_ready(pod))
-    detail = f"{ready}/{replicas} ready"
-    unschedulable = Counter(message for pod in live if (message := unschedulable_message(pod)) is not None)
-    for message, count in unschedulable.most_common():
-        detail += f", {count} Pending: FailedScheduling: {message}"
-    starting = sorted(
-        str(pod["spec"]["nodeName"]) for pod in live if pod.get("spec", {}).get("nodeName") and not _pod_ready(pod)
-    )
-    if starting:
-        detail += f", {len(starting)} starting on {', '.join(starting)}"
-    waiting = sum(1 for pod in live if not pod.get("spec", {}).get("nodeName") and unschedulable_message(pod) is None)
-    if waiting:
-        detail += f", {waiting} not yet scheduled"
-    ctx.progress(detail)
-    return ready >= replicas
+@dataclass
+class ProbeProgress:
+    """Whether the probe is fully Ready, and what to tell while it is not (the step's progress)."""
+
+    ctx: CheckContext
+    pods: Mirror
+    events: Mirror
+    replicas: int
+
+    def all_ready(self, _changed: Mirror | None = None) -> bool:
+        """Whether ``replicas`` probe pods are Ready; records e.g. ``2/3 ready, 1 Pending: FailedScheduling:
+        0/4 nodes are available: …; cluster-autoscaler: NotTriggerScaleUp: …``."""
+        live = [pod for pod in self.pods.objects.values() if not pod["metadata"].get("deletionTimestamp")]
+        ready = sum(1 for pod in live if _pod_ready(pod))
+        detail = f"{ready}/{self.replicas} ready"
+        unschedulable = Counter(message for pod in live if (message := unschedulable_message(pod)) is not None)
+        for message, count in unschedulable.most_common():
+            detail += f", {count} Pending: FailedScheduling: {message}"
+        starting = sorted(
+            str(pod["spec"]["nodeName"]) for pod in live if pod.get("spec", {}).get("nodeName") and not _pod_ready(pod)
+        )
+        if starting:
+            detail += f", {len(starting)} starting on {', '.join(starting)}"
+        unbound = {pod["metadata"]["name"] for pod in live if not pod.get("spec", {}).get("nodeName")}
+        waiting = sum(1 for pod in live if pod["metadata"]["name"] in unbound and unschedulable_message(pod) is None)
+        if waiting:
+            detail += f", {waiting} not yet scheduled"
+        said = self._autoscaler_said(unbound)
+        if said:
+            detail += f"; {said}"
+        self.ctx.progress(detail)
+        return ready >= self.replicas
+
+    def _autoscaler_said(self, pod_names: set[str]) -> str | None:
+        """The latest Event an autoscaler recorded on one of ``pod_names`` (why it did or did not scale)."""
+        said = [
+            event
+            for event in self.events.objects.values()
+            if _event_source(event) in AUTOSCALER_COMPONENTS
+            and event.get("involvedObject", {}).get("name") in pod_names
+        ]
+        if not said:
+            return None
+        latest = max(said, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+        return f"{_event_source(latest)}: {latest.get('reason')}: {latest.get('message')}"
+
+
+def _event_source(event: KubeObject) -> str:
+    return str(event.get("reportingComponent") or event.get("source", {}).get("component") or "")
 
 
 def _hosts(pods: Mirror) -> set[str]:

@@ -6,9 +6,10 @@ nodes of a group, the pods of a Deployment, NodeClaims), and the moment each obj
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import cast
 
 import anyio
 from anyio.abc import TaskStatus
@@ -69,7 +70,7 @@ class Mirror:
         """Call ``callback(self)`` after every change (in the task that runs :meth:`run`)."""
         self._callbacks.append(callback)
 
-    async def _retrying(self, action: Callable[[], Any]) -> None:
+    async def _retrying(self, action: Callable[[], Awaitable[None]]) -> None:
         attempt = 0
         while True:
             try:
@@ -101,23 +102,30 @@ class Mirror:
         if self.resource_version is None:
             await self._relist()
         assert self.resource_version is not None
-        async for event_type, obj in self._kube.watch(
-            self.resource,
-            self._namespace,
-            resource_version=self.resource_version,
-            label_selector=self._label_selector,
-            field_selector=self._field_selector,
-        ):
-            self.resource_version = str(obj.get("metadata", {}).get("resourceVersion", self.resource_version))
-            if event_type == "BOOKMARK":
-                continue
-            key = object_key(obj)
-            if event_type == "DELETED":
-                self.objects.pop(key, None)
-            else:
-                self.objects[key] = obj
-                self.first_seen.setdefault(key, anyio.current_time())
-            self._notify()
+        # aclosing: the stream's connection is released when we stop, not whenever the generator is collected.
+        # KubeClient.watch is an async generator, annotated as the AsyncIterator it also is.
+        stream = cast(
+            "AsyncGenerator[tuple[str, KubeObject], None]",
+            self._kube.watch(
+                self.resource,
+                self._namespace,
+                resource_version=self.resource_version,
+                label_selector=self._label_selector,
+                field_selector=self._field_selector,
+            ),
+        )
+        async with contextlib.aclosing(stream) as events:
+            async for event_type, obj in events:
+                self.resource_version = str(obj.get("metadata", {}).get("resourceVersion", self.resource_version))
+                if event_type == "BOOKMARK":
+                    continue
+                key = object_key(obj)
+                if event_type == "DELETED":
+                    self.objects.pop(key, None)
+                else:
+                    self.objects[key] = obj
+                    self.first_seen.setdefault(key, anyio.current_time())
+                self._notify()
 
     def _notify(self) -> None:
         for callback in self._callbacks:

@@ -4,6 +4,7 @@ prove that nothing the run created remains and that the sandbox autoscaler scale
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -13,9 +14,6 @@ from typing import Any
 
 import anyio
 import pytest
-from kibertas_async_cluster_autoscaler.checks import NODECLAIMS
-from kibertas_async_cluster_autoscaler.mirror import Mirror
-from kibertas_async_cluster_autoscaler.sandbox.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, GROUP_LABEL
 
 from kibertas_async.checks.context import MANAGED_BY, MANAGED_BY_LABEL
 from kibertas_async.cli import main
@@ -23,6 +21,9 @@ from kibertas_async.kube.client import ClusterTarget, connect
 from kibertas_async.kube.resources import NODES
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import TEST_CLUSTER_NAMES, kubectl
+from kibertas_async_cluster_autoscaler.checks import NODECLAIMS
+from kibertas_async_cluster_autoscaler.mirror import Mirror
+from kibertas_async_cluster_autoscaler.sandbox.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, GROUP_LABEL
 
 SCALED_BACK_TIMEOUT = 120.0
 """Generous bound on the sandbox autoscaler's scale-down (its delay is 5 s) on a busy machine."""
@@ -160,3 +161,22 @@ def sandbox_autoscaler(clean_sandbox: Sandbox) -> AutoscalerSettings:
         return autoscaler_settings(clean_sandbox, **data)
 
     return settings
+
+
+@pytest.fixture
+def tainted_spot_node(clean_sandbox: Sandbox) -> Iterator[str]:
+    """``kwok-node-4`` (SPOT) on every cluster tainted ``dedicated=spot:NoSchedule`` during the test."""
+    taint = "dedicated=spot:NoSchedule"
+    for cluster in clean_sandbox.clusters:
+        kubectl(clean_sandbox, cluster, "taint", "nodes", "kwok-node-4", taint)
+    try:
+        yield taint
+    finally:
+        for cluster in clean_sandbox.clusters:
+            kubectl(clean_sandbox, cluster, "taint", "nodes", "kwok-node-4", f"{taint}-")
+
+
+@pytest.fixture
+def scaled_back(clean_sandbox: Sandbox) -> Callable[[], None]:
+    """Call it between two runs of a test: returns once the first run's added nodes are gone."""
+    return functools.partial(wait_scaled_back, clean_sandbox)

@@ -118,3 +118,39 @@ def test_karpenter_fails_when_the_nodepool_does_not_exist(run: Any) -> None:
         assert result["outcome"] == "failed", result
         assert result["step"] == "find node group"
         assert result["reason"] == "NodePool 'gpu' does not exist; NodePools here: default"
+
+
+def test_node_group_at_its_maximum_times_out_with_the_autoscalers_word(run: Any, sandbox_autoscaler: Any) -> None:
+    with sandbox_autoscaler(max_nodes="0"):
+        done = run("cluster-autoscaler", "karpenter", "--scale-up-timeout", "5s")
+    assert done.code == 1
+    for cluster in TEST_CLUSTER_NAMES:
+        autoscaler = done.result("cluster-autoscaler", cluster)
+        assert (autoscaler["outcome"], autoscaler["step"]) == ("timeout", "wait for scale-up"), autoscaler
+        assert autoscaler["reason"].endswith(
+            "; cluster-autoscaler: NotTriggerScaleUp: pod didn't trigger scale-up: 1 max node group size reached)"
+        )
+        karpenter = done.result("karpenter", cluster)
+        assert (karpenter["outcome"], karpenter["step"]) == ("timeout", "wait for scale-up"), karpenter
+        assert karpenter["reason"].endswith(
+            "; karpenter: FailedScheduling: Failed to schedule pod, all available instance types exceed limits "
+            'for nodepool: "default")'
+        )
+
+
+def test_tainted_nodes_are_not_counted_unless_the_probe_tolerates_them(
+    run: Any, tainted_spot_node: str, scaled_back: Any
+) -> None:
+    untolerated = run("cluster-autoscaler")
+    scaled_back()  # else the first run's node, still there, is counted by the second
+    tolerated = run("cluster-autoscaler", "--scale-up-tolerations", tainted_spot_node)
+    assert (untolerated.code, tolerated.code) == (0, 0), (untolerated.report, tolerated.report)
+    for cluster in TEST_CLUSTER_NAMES:
+        facts = untolerated.result("cluster-autoscaler", cluster)["facts"]
+        assert facts["schedulable nodes before"] == (
+            "1 (kwok-node-3); not counted: kwok-node-4 (tainted dedicated=spot:NoSchedule)"
+        )
+        assert "until 2/2 Ready" in facts["scale-up took"]
+        facts = tolerated.result("cluster-autoscaler", cluster)["facts"]
+        assert facts["schedulable nodes before"] == "2 (kwok-node-3, kwok-node-4)"
+        assert "until 3/3 Ready" in facts["scale-up took"]

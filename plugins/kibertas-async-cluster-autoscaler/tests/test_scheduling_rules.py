@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from kibertas_async_cluster_autoscaler.checks import PROBE_NAME, NodeGroup, probe_deployment
 from kibertas_async_cluster_autoscaler.options import parse_tolerations
 from kibertas_async_cluster_autoscaler.scheduling import (

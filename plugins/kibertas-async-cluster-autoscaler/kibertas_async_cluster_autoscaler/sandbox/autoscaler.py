@@ -13,6 +13,9 @@ real one, only simpler:
 - a group with a ``nodepool`` plays Karpenter: it only acts while that NodePool exists, creates a
   NodeClaim at once, and the node (owned by the NodeClaim) after the delay, then fills in the
   NodeClaim's status (``nodeName``, ``providerID``, conditions);
+- it records on each pod the Events the real components record: ``TriggeredScaleUp`` and
+  ``NotTriggerScaleUp`` (no group fits, or ``1 max node group size reached``) as ``cluster-autoscaler``;
+  ``Nominated`` and ``FailedScheduling`` (limits exceeded) as ``karpenter``;
 - a node it added that carries no pods (DaemonSet pods aside) for ``scale-down-delay`` is removed
   (with its NodeClaim).
 
@@ -38,8 +41,8 @@ import anyio
 
 from kibertas_async.kube import KubeClient, KubeObject
 from kibertas_async.kube.client import ClusterTarget, connect
-from kibertas_async.kube.errors import KubeApiError
-from kibertas_async.kube.resources import CONFIGMAPS, NODES, PODS
+from kibertas_async.kube.errors import KubeApiError, KubeUnavailable
+from kibertas_async.kube.resources import CONFIGMAPS, EVENTS, NODES, PODS
 from kibertas_async_cluster_autoscaler.checks import NODECLAIMS, NODEPOOLS
 from kibertas_async_cluster_autoscaler.mirror import Mirror
 from kibertas_async_cluster_autoscaler.sandbox.config import (
@@ -61,6 +64,9 @@ KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 PROVISION_GRACE = 30.0
 """Seconds a pod's node is given to take the pod before the pod may ask for another node."""
 _IDLE_WAKEUP = 5.0
+CLUSTER_AUTOSCALER = "cluster-autoscaler"
+KARPENTER = "karpenter"
+"""The event sources the stand-in records as: those of the components it stands in for."""
 
 log = logging.getLogger("sandbox-autoscaler")
 
@@ -88,6 +94,7 @@ class Autoscaler:
     provisioned_for: dict[str, tuple[str, float]] = field(default_factory=dict)
     """Pod uid → (node planned for it, when)."""
     empty_since: dict[str, float] = field(default_factory=dict)
+    _events_sent: set[tuple[str, str, str]] = field(default_factory=set)
     _reported: set[str] = field(default_factory=set)
 
     @property
@@ -123,6 +130,7 @@ class Autoscaler:
         groups = {group.name: group for group in settings.groups}
         present = {pod["metadata"]["uid"] for pod in self.pods.objects.values()}
         self.provisioned_for = {uid: entry for uid, entry in self.provisioned_for.items() if uid in present}
+        self._events_sent = {key for key in self._events_sent if key[0] in present}
         for pod in self.pods.objects.values():
             if pod.get("spec", {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
                 continue
@@ -130,18 +138,18 @@ class Autoscaler:
                 continue
             group = await self._matching_group(pod, settings.groups)
             if group is None:
-                self._once(f"no node group fits pod {pod['metadata']['namespace']}/{pod['metadata']['name']}")
+                message = f"{len(settings.groups)} node group(s) didn't match its node affinity/selector or requests"
+                await self._pod_event(
+                    pod, CLUSTER_AUTOSCALER, "NotTriggerScaleUp", f"pod didn't trigger scale-up: {message}"
+                )
                 continue
             wanted.setdefault(group.name, []).append(pod)
         for group_name, pods in wanted.items():
             group = groups[group_name]
             own_node = [pod for pod in pods if requires_own_node(pod)]
             count = len(own_node) + (1 if len(own_node) < len(pods) else 0)
-            room = group.max_nodes - self._group_size(group)
-            if room <= 0:
-                self._once(f"group {group.name} is at its maximum of {group.max_nodes} nodes")
-                continue
-            for index in range(min(count, room)):
+            size = self._group_size(group)
+            for index in range(min(count, max(0, group.max_nodes - size))):
                 planned = PlannedNode(_node_name(group), group, now + settings.scale_up_delay)
                 if group.nodepool is not None:
                     planned.claim = await self._create_claim(planned)
@@ -149,7 +157,66 @@ class Autoscaler:
                 takers = own_node[index : index + 1] if index < len(own_node) else pods
                 for pod in takers:
                     self.provisioned_for[pod["metadata"]["uid"]] = (planned.name, now)
+                    await self._announce_scale_up(pod, planned, size + index)
                 log.info("scale-up: group %s gets node %s in %gs", group.name, planned.name, settings.scale_up_delay)
+            for pod in pods:
+                if pod["metadata"]["uid"] not in self.provisioned_for:
+                    await self._announce_at_maximum(pod, group)
+
+    async def _announce_scale_up(self, pod: KubeObject, planned: PlannedNode, size: int) -> None:
+        """The events the real autoscalers record on a pod they add a node for."""
+        group = planned.group
+        if planned.claim is not None:
+            claim = planned.claim["metadata"]["name"]
+            await self._pod_event(pod, KARPENTER, "Nominated", f"Pod should schedule on: nodeclaim/{claim}")
+        else:
+            change = f"{group.name} {size}->{size + 1} (max: {group.max_nodes})"
+            await self._pod_event(
+                pod, CLUSTER_AUTOSCALER, "TriggeredScaleUp", f"pod triggered scale-up: [{{{change}}}]"
+            )
+
+    async def _announce_at_maximum(self, pod: KubeObject, group: NodeGroupSpec) -> None:
+        """What the real autoscalers record on a pod when the group may not grow."""
+        if group.nodepool is not None:
+            message = f'all available instance types exceed limits for nodepool: "{group.nodepool}"'
+            await self._pod_event(pod, KARPENTER, "FailedScheduling", f"Failed to schedule pod, {message}", "Warning")
+        else:
+            message = "pod didn't trigger scale-up: 1 max node group size reached"
+            await self._pod_event(pod, CLUSTER_AUTOSCALER, "NotTriggerScaleUp", message)
+
+    async def _pod_event(
+        self, pod: KubeObject, component: str, reason: str, message: str, event_type: str = "Normal"
+    ) -> None:
+        """Record an Event on ``pod`` (once per pod, reason and message), as ``component``."""
+        metadata = pod["metadata"]
+        key = (metadata["uid"], reason, message)
+        if key in self._events_sent:
+            return
+        self._events_sent.add(key)
+        now = _now_rfc3339()
+        event = {
+            "metadata": {"name": f"{metadata['name']}.{secrets.token_hex(8)}", "namespace": metadata["namespace"]},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": metadata["name"],
+                "namespace": metadata["namespace"],
+                "uid": metadata["uid"],
+            },
+            "reason": reason,
+            "message": message,
+            "type": event_type,
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": component,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self.kube.create(EVENTS, event, metadata["namespace"])
+        except KubeApiError as error:  # the pod's namespace may be going away: nothing to tell then
+            log.info("event %s on %s not recorded: %s", reason, metadata["name"], error)
 
     def _being_provisioned(self, pod: KubeObject, now: float) -> bool:
         entry = self.provisioned_for.get(pod["metadata"]["uid"])
@@ -367,7 +434,7 @@ async def run(kubeconfig: Path, config: AutoscalerConfig, ready_file: Path) -> N
             changed = anyio.Event()
             try:
                 next_look = await autoscaler.reconcile()
-            except KubeApiError as error:
+            except (KubeApiError, KubeUnavailable) as error:
                 log.error("reconcile failed, retrying: %s", error)
                 next_look = anyio.current_time() + 1.0
             with anyio.move_on_after(max(0.0, next_look - anyio.current_time())):

@@ -91,7 +91,8 @@ class AutoscalerConfig:
         return cls(groups=groups, **data)
 
     def with_overrides(self, data: Mapping[str, str]) -> AutoscalerConfig:
-        """Apply the ConfigMap's keys ``enabled``, ``scale-up-delay``, ``scale-down-delay`` (seconds)."""
+        """Apply the ConfigMap's keys ``enabled``, ``scale-up-delay``, ``scale-down-delay`` (seconds) and
+        ``max-nodes`` (every group's bound; absent: each group's own)."""
         updated = self
         if "enabled" in data:
             updated = replace(updated, enabled=data["enabled"].strip().lower() in {"true", "yes", "on", "1"})
@@ -99,6 +100,9 @@ class AutoscalerConfig:
             updated = replace(updated, scale_up_delay=float(data["scale-up-delay"]))
         if "scale-down-delay" in data:
             updated = replace(updated, scale_down_delay=float(data["scale-down-delay"]))
+        if "max-nodes" in data:
+            limit = int(data["max-nodes"])
+            updated = replace(updated, groups=tuple(replace(g, max_nodes=limit) for g in updated.groups))
         return updated
 
     def configmap_data(self) -> dict[str, str]:
