@@ -67,6 +67,7 @@ CLUSTER_ISSUER = Option[str](
     "cert-manager-cluster-issuer",
     "The self-signed ClusterIssuer that issues the check's CA certificate.",
     default="selfsigned-issuer",
+    metavar="NAME",
 )
 RESOURCE_NAME = Option[str](
     "cert-manager-resource-name",
@@ -74,12 +75,14 @@ RESOURCE_NAME = Option[str](
     default="sample",
     parse=parse_resource_name,
     env=("CERT_NAME",),
+    metavar="NAME",
 )
 LEAF_KEY_ALGORITHM = Option[str](
     "cert-manager-leaf-key-algorithm",
     "Key algorithm of the leaf certificate: RSA (cert-manager's default), ECDSA or Ed25519.",
     default="RSA",
     parse=parse_key_algorithm,
+    metavar="ALGORITHM",
 )
 STEP_TIMEOUT = Option[float](
     "cert-manager-step-timeout",
