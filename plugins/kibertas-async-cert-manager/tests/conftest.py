@@ -17,7 +17,7 @@ from kibertas_async.sandbox.api import ApiError
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import TEST_CLUSTER_NAMES
 from kibertas_async_cert_manager.resources import CERTIFICATES, ISSUERS
-from kibertas_async_cert_manager.sandbox.addon import CLUSTER_RESOURCE_NAMESPACE
+from kibertas_async_cert_manager.sandbox.addon import CLUSTER_RESOURCE_NAMESPACE, CONTROLLER_PROCESS
 from kibertas_async_cert_manager.sandbox.issuer import FAULT_CONFIGMAP, FAULT_KEY, Fault
 
 MANAGED_BY = "app.kubernetes.io/managed-by=kibertas-async"
@@ -88,15 +88,27 @@ def assert_nothing_left(sandbox: Sandbox) -> None:
 
 @contextlib.contextmanager
 def _leaf_fault(sandbox: Sandbox, fault: Fault, cluster: str) -> Iterator[None]:
-    """Make ``cluster``'s sandbox issuer misissue leaf certificates while the block runs."""
-    api = sandbox.cluster(cluster).api()
+    """Make ``cluster``'s issuer misissue leaf certificates while the block runs.
+
+    A real cert-manager cannot be told to misissue: its controller is paused (SIGSTOP) meanwhile, and
+    the fault wakes the stand-in issuer, which then does all the issuing on that cluster.
+    """
+    target = sandbox.cluster(cluster)
+    controller = target.processes.get(CONTROLLER_PROCESS)
+    api = target.api()
     path = f"/api/v1/namespaces/{CLUSTER_RESOURCE_NAMESPACE}/configmaps"
-    api.create(path, {"metadata": {"name": FAULT_CONFIGMAP}, "data": {FAULT_KEY: fault.value}})
+    if controller is not None:
+        controller.pause()
     try:
-        yield
+        api.create(path, {"metadata": {"name": FAULT_CONFIGMAP}, "data": {FAULT_KEY: fault.value}})
+        try:
+            yield
+        finally:
+            with contextlib.suppress(ApiError):
+                api.request("DELETE", f"{path}/{FAULT_CONFIGMAP}")
     finally:
-        with contextlib.suppress(ApiError):
-            api.request("DELETE", f"{path}/{FAULT_CONFIGMAP}")
+        if controller is not None:
+            controller.resume()
 
 
 @pytest.fixture

@@ -1,8 +1,16 @@
-"""The sandbox add-on: cert-manager's real CRDs, the ``selfsigned-issuer`` ClusterIssuer, the sandbox issuer.
+"""The sandbox add-on: cert-manager's real CRDs and controller, the ``selfsigned-issuer`` ClusterIssuer.
 
 The CRDs are cert-manager's own files (``deploy/crds/*.yaml`` of its Go module, plain YAML since
-v1.19), fetched once with ``go mod download`` into the sandbox's shared module cache. The controller
-is :mod:`kibertas_async_cert_manager.sandbox.issuer`, not cert-manager's: see the README for why.
+v1.19), fetched once with ``go mod download`` into the sandbox's shared module cache. The controller is
+cert-manager's own ``cmd/controller`` at v1.11.5, the newest release whose controller still builds from
+the Go module proxy (later ones are a nested module with a relative ``replace``), built once into the
+cache with :func:`~kibertas_async.sandbox.gobuild.go_command`. v1.11.5 only knows the fields it knows;
+the v1.19 CRDs are a superset of the same ``cert-manager.io/v1`` API, so it works on them.
+
+Beside it runs :mod:`kibertas_async_cert_manager.sandbox.issuer`, dormant until a test sets a fault:
+a real cert-manager cannot be told to misissue, so tests pause the real controller (SIGSTOP) and let
+the stand-in issue wrong certificates. With ``$KIBERTAS_ASYNC_CERT_MANAGER_CONTROLLER=stand-in`` the
+stand-in is the only controller (no Go build needed).
 """
 
 from __future__ import annotations
@@ -20,12 +28,19 @@ from kibertas_async.sandbox.addons import AddonContext
 from kibertas_async.sandbox.api import ApiError, SandboxApi
 from kibertas_async.sandbox.build import cache_root
 from kibertas_async.sandbox.errors import SandboxError
+from kibertas_async.sandbox.gobuild import go_command
 from kibertas_async.sandbox.processes import ProcessSpec
 from kibertas_async_cert_manager.resources import CLUSTER_ISSUERS, is_ready
 
 CERT_MANAGER_MODULE = "github.com/cert-manager/cert-manager"
 CERT_MANAGER_VERSION = "v1.19.1"
 """Whose CRDs the sandbox serves: the first line whose ``deploy/crds`` are plain YAML (no Helm templates)."""
+CONTROLLER_VERSION = "v1.11.5"
+"""Whose controller the sandbox runs: the newest one that builds from the Go module proxy."""
+CONTROLLER_ENV = "KIBERTAS_ASYNC_CERT_MANAGER_CONTROLLER"
+"""``cert-manager`` (default): the real controller, stand-in dormant; ``stand-in``: the stand-in alone."""
+CONTROLLER_PROCESS = "cert-manager-controller"
+ISSUER_PROCESS = "cert-manager-issuer"
 
 CLUSTER_RESOURCE_NAMESPACE = "cert-manager"
 """Where ClusterIssuers' Secrets live (cert-manager's ``--cluster-resource-namespace``) and the fault switch."""
@@ -87,7 +102,7 @@ def load_crds(version: str = CERT_MANAGER_VERSION) -> list[dict[str, Any]]:
 
 
 class CertManagerAddon:
-    """Per cluster: cert-manager's CRDs, the ``cert-manager`` namespace, the issuer process, the ClusterIssuer."""
+    """Per cluster: cert-manager's CRDs and controller, the stand-in issuer, ``selfsigned-issuer``."""
 
     name = "cert-manager"
 
@@ -96,22 +111,38 @@ class CertManagerAddon:
         self._crd_names: list[str] = []
 
     def start(self, context: AddonContext) -> Sequence[ProcessSpec]:
-        """Install the CRDs and the namespace; return the sandbox issuer's process."""
+        """Install the CRDs and the namespace; return the controller's and the stand-in's processes."""
         crds = load_crds(self.version)
         self._crd_names = [crd["metadata"]["name"] for crd in crds]
         for crd in crds:
             _create(context.api, _CRD_PATH, crd, context.cluster_name)
-        _create(
-            context.api, "/api/v1/namespaces", {"metadata": {"name": CLUSTER_RESOURCE_NAMESPACE}}, context.cluster_name
-        )
-        argv = (
+        namespace = {"metadata": {"name": CLUSTER_RESOURCE_NAMESPACE}}
+        _create(context.api, "/api/v1/namespaces", namespace, context.cluster_name)
+        real = os.environ.get(CONTROLLER_ENV, "cert-manager") != "stand-in"
+        issuer_argv = (
             sys.executable,
             "-m",
             "kibertas_async_cert_manager.sandbox.issuer",
             f"--kubeconfig={context.kubeconfig}",
             f"--cluster-resource-namespace={CLUSTER_RESOURCE_NAMESPACE}",
+            *(("--only-with-fault",) if real else ()),
         )
-        return [ProcessSpec(f"{context.cluster_name}/cert-manager-issuer", argv, context.work_dir / "issuer.log")]
+        issuer = ProcessSpec(f"{context.cluster_name}/{ISSUER_PROCESS}", issuer_argv, context.work_dir / "issuer.log")
+        if not real:
+            return [issuer]
+        controller = go_command(
+            CONTROLLER_PROCESS, CERT_MANAGER_MODULE, CONTROLLER_VERSION, f"{CERT_MANAGER_MODULE}/cmd/controller"
+        )
+        controller_argv = (
+            str(controller),
+            f"--kubeconfig={context.kubeconfig}",
+            "--leader-elect=false",
+            f"--cluster-resource-namespace={CLUSTER_RESOURCE_NAMESPACE}",
+            # Its default is 0.0.0.0:9402: the sandbox listens on loopback only, on ports of its own.
+            f"--metrics-listen-address=127.0.0.1:{context.allocate_port()}",
+        )
+        log_file = context.work_dir / "controller.log"
+        return [ProcessSpec(f"{context.cluster_name}/{CONTROLLER_PROCESS}", controller_argv, log_file), issuer]
 
     def wait_ready(self, context: AddonContext, timeout: float) -> None:
         """Wait for the CRDs to be served, create ``selfsigned-issuer`` and wait until the issuer marks it Ready."""
@@ -134,7 +165,7 @@ class CertManagerAddon:
             lambda: is_ready(_get(context.api, f"{path}/{SELF_SIGNED_CLUSTER_ISSUER}")),
             deadline,
             f"{context.cluster_name}: ClusterIssuer {SELF_SIGNED_CLUSTER_ISSUER} not Ready after {timeout:.0f}s; "
-            f"see {context.work_dir / 'issuer.log'}",
+            f"see the logs in {context.work_dir}",
         )
 
     def stop(self, context: AddonContext) -> None:

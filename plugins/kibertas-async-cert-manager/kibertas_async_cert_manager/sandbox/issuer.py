@@ -1,8 +1,9 @@
 """The sandbox issuer: a small stand-in for cert-manager's controller that really signs certificates.
 
 Run per sandbox cluster as ``python -m kibertas_async_cert_manager.sandbox.issuer --kubeconfig K``.
-It watches cert-manager's own resources (served by cert-manager's real CRDs) and does what the
-controller does for the two issuer types the check needs:
+Beside the real cert-manager controller it runs with ``--only-with-fault``: dormant until a test sets
+a fault (and pauses the real controller). It watches cert-manager's own resources (served by
+cert-manager's real CRDs) and does what the controller does for the two issuer types the check needs:
 
 - ClusterIssuers and Issuers: ``selfSigned`` is Ready at once (reason ``IsReady``); ``ca`` is Ready
   (``KeyPairVerified``) once its Secret holds a matching certificate and key, else ``ErrGetKeyPair``
@@ -89,32 +90,42 @@ class IssuerState:
 class SandboxIssuer:
     """Reconciles every issuer and Certificate of one cluster, whenever something changes."""
 
-    def __init__(self, kube: KubeClient, cluster_resource_namespace: str) -> None:
+    def __init__(self, kube: KubeClient, cluster_resource_namespace: str, *, only_with_fault: bool = False) -> None:
         self.kube = kube
         self.cluster_resource_namespace = cluster_resource_namespace
+        self.only_with_fault = only_with_fault
+        """Dormant while no fault is set: the real cert-manager controller does the work then."""
         self._changed = anyio.Event()
 
     async def serve(self) -> None:
         """Watch the resources that matter and reconcile after every change, forever."""
+        owned_secrets = f"{OWNED_SECRET_LABEL}=true"
+        fault_config = f"metadata.name={FAULT_CONFIGMAP}"
         async with anyio.create_task_group() as group:
-            for resource, selector in (
-                (CLUSTER_ISSUERS, None),
-                (ISSUERS, None),
-                (CERTIFICATES, None),
-                (SECRETS, f"{OWNED_SECRET_LABEL}=true"),
-            ):
-                group.start_soon(self._watch, resource, selector)
+            group.start_soon(self._watch, CLUSTER_ISSUERS, None, None, None)
+            group.start_soon(self._watch, ISSUERS, None, None, None)
+            group.start_soon(self._watch, CERTIFICATES, None, None, None)
+            group.start_soon(self._watch, SECRETS, None, owned_secrets, None)
+            group.start_soon(self._watch, CONFIGMAPS, self.cluster_resource_namespace, None, fault_config)
             await self._reconcile_forever()
 
-    async def _watch(self, resource: Resource, label_selector: str | None) -> None:
+    async def _watch(
+        self, resource: Resource, namespace: str | None, label_selector: str | None, field_selector: str | None
+    ) -> None:
         attempt = 0
         while True:
             try:
-                listed = await self.kube.list(resource, label_selector=label_selector)
+                listed = await self.kube.list(
+                    resource, namespace, label_selector=label_selector, field_selector=field_selector
+                )
                 self._changed.set()
                 version = str(listed["metadata"].get("resourceVersion", ""))
                 async for event_type, _obj in self.kube.watch(
-                    resource, None, resource_version=version, label_selector=label_selector
+                    resource,
+                    namespace,
+                    resource_version=version,
+                    label_selector=label_selector,
+                    field_selector=field_selector,
                 ):
                     attempt = 0
                     if event_type != "BOOKMARK":
@@ -142,6 +153,9 @@ class SandboxIssuer:
 
     async def reconcile_all(self) -> float:
         """One pass over everything; returns the seconds until something is due again (``inf``: nothing)."""
+        fault = await self._fault()
+        if self.only_with_fault and fault is Fault.NONE:
+            return math.inf
         issuers: dict[tuple[str, str, str], IssuerState] = {}
         for cluster_issuer in (await self.kube.list(CLUSTER_ISSUERS))["items"]:
             key = ("ClusterIssuer", "", cluster_issuer["metadata"]["name"])
@@ -153,7 +167,6 @@ class SandboxIssuer:
             issuers[("Issuer", metadata["namespace"], metadata["name"])] = await self._reconcile_issuer(
                 ISSUERS, issuer, metadata["namespace"]
             )
-        fault = await self._fault()
         next_run = math.inf
         for certificate in (await self.kube.list(CERTIFICATES))["items"]:
             try:
@@ -429,12 +442,13 @@ def _name(obj: KubeObject) -> str:
     return f"{metadata.get('namespace', '')}/{metadata['name']}"
 
 
-async def serve(kubeconfig: Path, cluster_resource_namespace: str) -> None:
+async def serve(kubeconfig: Path, cluster_resource_namespace: str, only_with_fault: bool) -> None:
     """Connect to the cluster and reconcile until killed."""
     kube = await connect(ClusterTarget(name="sandbox-issuer", kubeconfig=str(kubeconfig)))
     async with kube:
-        log.info("sandbox issuer started (cluster resource namespace %s)", cluster_resource_namespace)
-        await SandboxIssuer(kube, cluster_resource_namespace).serve()
+        mode = "only while a fault is set" if only_with_fault else "always"
+        log.info("sandbox issuer started (cluster resource namespace %s, active %s)", cluster_resource_namespace, mode)
+        await SandboxIssuer(kube, cluster_resource_namespace, only_with_fault=only_with_fault).serve()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -442,9 +456,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--cluster-resource-namespace", default="cert-manager")
+    parser.add_argument(
+        "--only-with-fault", action="store_true", help="stay dormant unless a fault is set (beside real cert-manager)"
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
-    anyio.run(serve, arguments.kubeconfig, arguments.cluster_resource_namespace)
+    anyio.run(serve, arguments.kubeconfig, arguments.cluster_resource_namespace, arguments.only_with_fault)
 
 
 if __name__ == "__main__":

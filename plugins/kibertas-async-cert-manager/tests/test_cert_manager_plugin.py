@@ -1,0 +1,57 @@
+"""The plugin's contract: registration, options, declared permissions, and a cheap import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from kibertas_async_cert_manager import plugin
+from kibertas_async_cert_manager.check import CertManagerCheck, parse_key_algorithm, parse_resource_name
+from kibertas_async_cert_manager.sandbox.addon import CertManagerAddon, load_crds
+from kibertas_async_cert_manager.sandbox.issuer import parse_go_duration
+
+
+def test_registers_the_check_and_the_sandbox_addon() -> None:
+    assert plugin.kibertas_async_register_checks() == [CertManagerCheck]
+    assert [addon.name for addon in plugin.kibertas_async_register_sandbox_addons()] == ["cert-manager"]
+    assert isinstance(plugin.kibertas_async_register_sandbox_addons()[0], CertManagerAddon)
+
+
+def test_permissions_are_least_privilege() -> None:
+    declared = {(p.api_group, resource): set(p.verbs) for p in CertManagerCheck.permissions for resource in p.resources}
+    assert declared == {
+        ("cert-manager.io", "clusterissuers"): {"get"},
+        ("cert-manager.io", "certificates"): {"create", "get", "list", "watch", "delete"},
+        ("cert-manager.io", "issuers"): {"create", "get", "list", "watch", "delete"},
+        ("", "secrets"): {"get", "list", "watch"},
+    }
+
+
+def test_option_parsers() -> None:
+    assert parse_resource_name(" sample ") == "sample"
+    assert parse_key_algorithm("ecdsa") == "ECDSA"
+    assert parse_key_algorithm("ed25519") == "Ed25519"
+    with pytest.raises(ValueError, match="not a lower-case DNS label"):
+        parse_resource_name("Sample_1")
+    with pytest.raises(ValueError, match="not a key algorithm"):
+        parse_key_algorithm("DSA")
+
+
+def test_go_durations_as_cert_manager_writes_them() -> None:
+    assert parse_go_duration("2160h0m0s").total_seconds() == 2160 * 3600  # type: ignore[union-attr]
+    assert parse_go_duration("1h30m").total_seconds() == 5400  # type: ignore[union-attr]
+    assert parse_go_duration(None) is None
+    with pytest.raises(ValueError, match="not a Go duration"):
+        parse_go_duration("90 days")
+
+
+def test_importing_the_plugin_does_not_import_cryptography() -> None:
+    code = "import sys, kibertas_async_cert_manager.plugin; print('cryptography' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_crds_are_cert_managers_own() -> None:
+    names = {crd["metadata"]["name"] for crd in load_crds()}
+    assert {"certificates.cert-manager.io", "issuers.cert-manager.io", "clusterissuers.cert-manager.io"} <= names
