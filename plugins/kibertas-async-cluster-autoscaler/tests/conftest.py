@@ -19,10 +19,12 @@ from kibertas_async.checks.context import MANAGED_BY, MANAGED_BY_LABEL
 from kibertas_async.cli import main
 from kibertas_async.kube.client import ClusterTarget, connect
 from kibertas_async.kube.resources import NODES
+from kibertas_async.sandbox.addons import AddonContext
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import TEST_CLUSTER_NAMES, kubectl
 from kibertas_async_cluster_autoscaler.checks import NODECLAIMS
 from kibertas_async_cluster_autoscaler.mirror import Mirror
+from kibertas_async_cluster_autoscaler.sandbox.addon import SandboxAutoscalerAddon
 from kibertas_async_cluster_autoscaler.sandbox.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, GROUP_LABEL
 
 SCALED_BACK_TIMEOUT = 120.0
@@ -180,3 +182,26 @@ def tainted_spot_node(clean_sandbox: Sandbox) -> Iterator[str]:
 def scaled_back(clean_sandbox: Sandbox) -> Callable[[], None]:
     """Call it between two runs of a test: returns once the first run's added nodes are gone."""
     return functools.partial(wait_scaled_back, clean_sandbox)
+
+
+@pytest.fixture
+def without_nodepool_api(clean_sandbox: Sandbox) -> Iterator[None]:
+    """The ``nodepools.karpenter.sh`` CRD removed from every cluster during the test, then reinstalled
+    (with the NodePool) exactly as the add-on installs it."""
+    addon = SandboxAutoscalerAddon()
+    for cluster in clean_sandbox.clusters:
+        kubectl(clean_sandbox, cluster, "delete", "customresourcedefinition", "nodepools.karpenter.sh", "--wait")
+    try:
+        yield
+    finally:
+        for cluster in clean_sandbox.clusters:
+            context = AddonContext(
+                cluster_name=cluster.name,
+                api=cluster.api(),
+                kubeconfig=cluster.kubeconfig,
+                work_dir=cluster.directory / "addons" / addon.name,
+                binaries=clean_sandbox.binaries,
+                kubernetes_version=clean_sandbox.kubernetes_version,
+                allocate_port=lambda: 0,
+            )
+            addon.wait_ready(context, timeout=60)

@@ -154,3 +154,12 @@ def test_tainted_nodes_are_not_counted_unless_the_probe_tolerates_them(
         facts = tolerated.result("cluster-autoscaler", cluster)["facts"]
         assert facts["schedulable nodes before"] == "2 (kwok-node-3, kwok-node-4)"
         assert "until 3/3 Ready" in facts["scale-up took"]
+
+
+def test_karpenter_is_skipped_where_its_api_is_not_served(run: Any, without_nodepool_api: None) -> None:
+    done = run("karpenter")
+    assert done.code == 0, done.report
+    for cluster in TEST_CLUSTER_NAMES:
+        result = done.result("karpenter", cluster)
+        assert (result["outcome"], result["step"]) == ("skipped", "find node group"), result
+        assert result["reason"] == "the karpenter.sh/v1 API is not served here: Karpenter is not installed"
