@@ -76,6 +76,12 @@ def collect_unclosed_tls_sockets() -> None:
         gc.collect()
 
 
+@pytest.fixture
+def nothing_left(sandbox: Sandbox) -> Callable[[], None]:
+    """``nothing_left()`` asserts that no object labelled by kibertas-async is left in either cluster."""
+    return lambda: assert_nothing_left(sandbox)
+
+
 def assert_nothing_left(sandbox: Sandbox) -> None:
     """No namespace, Certificate, Issuer or Secret carrying our managed-by label in any cluster."""
     for name in TEST_CLUSTER_NAMES:

@@ -7,8 +7,13 @@ Each failure is made on ``sandbox-1`` only (a fault of its sandbox issuer, or an
 from __future__ import annotations
 
 import contextlib
+import json
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -129,3 +134,30 @@ def test_bad_leaf_certificate_fails_verification(
         )
         assert "'wrong.sandbox.invalid'" in broken["reason"]
     assert result_of(report, HEALTHY)["outcome"] == "passed"
+
+
+def test_sigterm_mid_check_cleans_up_both_clusters(
+    sandbox: Sandbox, leaf_fault: LeafFault, nothing_left: Callable[[], None], tmp_path: Path
+) -> None:
+    report_path = tmp_path / "report.json"
+    argv = [sys.executable, "-m", "kibertas_async", "run", "cert-manager", "--kubeconfig", str(sandbox.kubeconfig)]
+    argv += ["--clusters", "sandbox-1,sandbox-2", "--log-format", "json", "--report-json", str(report_path)]
+    with leaf_fault(Fault.NEVER, "sandbox-1"), leaf_fault(Fault.NEVER, "sandbox-2"):
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert process.stderr is not None
+        waiting: set[str] = set()
+        # Signal once both clusters are inside the wait for the leaf: namespace, CA and Issuer exist.
+        for line in process.stderr:
+            event = json.loads(line) if line.startswith("{") else {}
+            if event.get("event") == "step.started" and event.get("step") == "issue leaf certificate":
+                waiting.add(event["cluster"])
+                if len(waiting) == 2:
+                    break
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    assert report["interrupted_by"] == "SIGTERM"
+    for cluster in ("sandbox-1", "sandbox-2"):
+        assert result_of(report, cluster)["step"] == "issue leaf certificate"
+    nothing_left()
