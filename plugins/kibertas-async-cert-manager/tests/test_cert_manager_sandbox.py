@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +21,8 @@ from typing import Any
 import pytest
 
 from kibertas_async.sandbox.runner import Sandbox
-from kibertas_async_cert_manager.sandbox.addon import CONTROLLER_PROCESS
+from kibertas_async_cert_manager.resources import CLUSTER_ISSUERS, condition
+from kibertas_async_cert_manager.sandbox.addon import CONTROLLER_ENV, CONTROLLER_PROCESS
 from kibertas_async_cert_manager.sandbox.issuer import Fault
 
 RunCheck = Callable[..., dict[str, Any]]
@@ -50,9 +53,11 @@ def _window(result: dict[str, object]) -> tuple[datetime, datetime]:
 
 
 def test_passes_on_both_clusters_concurrently(sandbox: Sandbox, run_check: RunCheck) -> None:
-    # The real cert-manager controller issues here (the stand-in stays dormant without a fault).
-    for cluster in ("sandbox-1", "sandbox-2"):
-        assert sandbox.cluster(cluster).processes[CONTROLLER_PROCESS].is_alive()
+    # The real cert-manager controller issues here (the stand-in stays dormant without a fault),
+    # unless the sandbox was started with the stand-in alone ($KIBERTAS_ASYNC_CERT_MANAGER_CONTROLLER).
+    if os.environ.get(CONTROLLER_ENV, "cert-manager") != "stand-in":
+        for cluster in ("sandbox-1", "sandbox-2"):
+            assert sandbox.cluster(cluster).processes[CONTROLLER_PROCESS].is_alive()
     report = run_check()
     assert report["ok"] is True
     first, second = result_of(report, "sandbox-1"), result_of(report, "sandbox-2")
@@ -161,3 +166,34 @@ def test_sigterm_mid_check_cleans_up_both_clusters(
     for cluster in ("sandbox-1", "sandbox-2"):
         assert result_of(report, cluster)["step"] == "issue leaf certificate"
     nothing_left()
+
+
+def test_cluster_issuer_not_ready_fails_first_step(sandbox: Sandbox, run_check: RunCheck) -> None:
+    # A CA ClusterIssuer whose Secret does not exist: the real controller marks it not Ready.
+    path = CLUSTER_ISSUERS.path()
+    api = sandbox.cluster(BROKEN).api()
+    manifest = {
+        "apiVersion": CLUSTER_ISSUERS.api_version,
+        "kind": CLUSTER_ISSUERS.kind,
+        "metadata": {"name": "broken-ca"},
+    }
+    api.create(path, {**manifest, "spec": {"ca": {"secretName": "no-such-secret"}}})
+    try:
+        _wait_until(lambda: condition(api.get(f"{path}/broken-ca"), "Ready") is not None)
+        report = run_check("--cert-manager-cluster-issuer", "broken-ca")
+    finally:
+        api.request("DELETE", f"{path}/broken-ca")
+    broken = result_of(report, BROKEN)
+    assert broken["outcome"] == "failed"
+    assert broken["step"] == "find ClusterIssuer"
+    assert broken["reason"].startswith("ClusterIssuer broken-ca is not ready: Ready=False (ErrGetKeyPair): ")
+    assert "no-such-secret" in broken["reason"]
+    assert result_of(report, HEALTHY)["reason"] == "ClusterIssuer broken-ca not found"
+
+
+def _wait_until(ready: Callable[[], bool], timeout: float = 60.0) -> None:
+    """A readiness probe for the synchronous sandbox client (which has no watch)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
