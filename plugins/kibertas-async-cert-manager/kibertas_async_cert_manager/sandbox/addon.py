@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ SELF_SIGNED_CLUSTER_ISSUER = "selfsigned-issuer"
 
 _CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 _POLL_INTERVAL = 0.2
+_MINIMUM_READY_TIMEOUT = 60.0
 
 
 def crd_directory(version: str = CERT_MANAGER_VERSION) -> Path:
@@ -66,12 +68,14 @@ def crd_directory(version: str = CERT_MANAGER_VERSION) -> Path:
         "GOTOOLCHAIN": "local",
         "GOWORK": "off",
     }
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    module_cache.mkdir(parents=True, exist_ok=True)
     try:
         # Run outside any module: `go mod download module@version` then only fills the module cache.
         completed = subprocess.run(
-            ["go", "mod", "download", "-json", f"{CERT_MANAGER_MODULE}@{version}"],
+            [go, "mod", "download", "-json", f"{CERT_MANAGER_MODULE}@{version}"],
             env=env,
-            cwd=cache_root(),
+            cwd=module_cache,
             capture_output=True,
             text=True,
             timeout=300,
@@ -81,6 +85,17 @@ def crd_directory(version: str = CERT_MANAGER_VERSION) -> Path:
     if completed.returncode != 0:
         raise SandboxError(f"go mod download {CERT_MANAGER_MODULE}@{version} failed: {completed.stderr.strip()[-500:]}")
     return Path(json.loads(completed.stdout)["Dir"]) / "deploy" / "crds"
+
+
+def build_controller() -> Path:
+    """cert-manager's controller binary, built from the module proxy into the shared cache if missing.
+
+    Instant once built; about 12 minutes cold on 2 cores. ``python -m kibertas_async_cert_manager.sandbox``
+    runs it (and fetches the CRDs) ahead of time, e.g. in CI before the tests.
+    """
+    return go_command(
+        CONTROLLER_PROCESS, CERT_MANAGER_MODULE, CONTROLLER_VERSION, f"{CERT_MANAGER_MODULE}/cmd/controller"
+    )
 
 
 def load_crds(version: str = CERT_MANAGER_VERSION) -> list[dict[str, Any]]:
@@ -130,11 +145,8 @@ class CertManagerAddon:
         issuer = ProcessSpec(f"{context.cluster_name}/{ISSUER_PROCESS}", issuer_argv, context.work_dir / "issuer.log")
         if not real:
             return [issuer]
-        controller = go_command(
-            CONTROLLER_PROCESS, CERT_MANAGER_MODULE, CONTROLLER_VERSION, f"{CERT_MANAGER_MODULE}/cmd/controller"
-        )
         controller_argv = (
-            str(controller),
+            str(build_controller()),
             f"--kubeconfig={context.kubeconfig}",
             "--leader-elect=false",
             f"--cluster-resource-namespace={CLUSTER_RESOURCE_NAMESPACE}",
@@ -146,6 +158,9 @@ class CertManagerAddon:
 
     def wait_ready(self, context: AddonContext, timeout: float) -> None:
         """Wait for the CRDs to be served, create ``selfsigned-issuer`` and wait until the issuer marks it Ready."""
+        # The sandbox's deadline is shared by every step since its start: a cold controller build in
+        # :meth:`start` may have used it all up, so the controller still gets a short time of its own.
+        timeout = max(timeout, _MINIMUM_READY_TIMEOUT)
         deadline = time.monotonic() + timeout
         for name in self._crd_names:
             _poll(
