@@ -194,7 +194,7 @@ class IngressCheck(Check):
                 settings.name,
                 namespace,
                 lambda obj: LoadBalancerAddress.of(obj) is not None,
-                progress=lambda obj: "no address in status.loadBalancer yet",
+                progress=lambda obj: str(LoadBalancerAddress.of(obj) or "no address in status.loadBalancer yet"),
             )
             address = LoadBalancerAddress.of(ingress)
             assert address is not None

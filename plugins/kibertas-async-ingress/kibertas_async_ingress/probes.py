@@ -145,9 +145,9 @@ async def http_get(url: str, host: str, addresses: Sequence[str], *, attempt_tim
             aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
             session.get(url, allow_redirects=False) as response,
         ):
-            body = await response.content.read(_BODY_EXCERPT)
             transport = response.connection.transport if response.connection else None
             peer = transport.get_extra_info("peername") if transport else None
+            body = await response.content.read(_BODY_EXCERPT)
             return HttpAnswer(
                 status=response.status,
                 reason=response.reason or "",

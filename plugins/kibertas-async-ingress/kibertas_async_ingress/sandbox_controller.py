@@ -176,7 +176,13 @@ class Controller:
                 await asyncio.sleep(min(5.0, 0.2 * 2**failures) * random.uniform(0.5, 1.0))
 
     async def handle(self, request: web.Request) -> web.Response:
-        """Route by Host and path; 200 with ready endpoints, 503 without, 404 for unknown hosts."""
+        """Route by Host and path, and log the answer (the sandbox's access log)."""
+        response = await self.answer(request)
+        log("http", host=request.host, path=request.path, status=response.status, body=response.text)
+        return response
+
+    async def answer(self, request: web.Request) -> web.Response:
+        """200 with ready endpoints, 503 without, 404 for unknown hosts."""
         host = (request.host or "").rsplit(":", 1)[0].lower().rstrip(".")
         backend = self.table.route(host, request.path)
         if backend is None:

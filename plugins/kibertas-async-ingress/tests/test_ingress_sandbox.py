@@ -6,9 +6,13 @@ then asserts that nothing labelled by the run is left in either cluster.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +20,12 @@ import anyio
 import dns.query
 import dns.tsigkeyring
 import dns.update
-from kibertas_async_ingress.sandbox import Zone, load_zone
 
 from kibertas_async.kube.client import ClusterTarget, KubeClient, KubeObject, connect
 from kibertas_async.kube.resources import DEPLOYMENTS, ENDPOINTSLICES, INGRESSES, Resource
 from kibertas_async.sandbox.runner import Sandbox
+from kibertas_async.testing import TEST_CLUSTER_NAMES
+from kibertas_async_ingress.sandbox import Zone, load_zone
 
 RunIngress = Callable[..., Any]
 """The ``run_ingress`` fixture (see conftest.py): runs the CLI, returns an ``IngressRun``."""
@@ -49,7 +54,8 @@ def test_passes_on_both_clusters_at_once(run_ingress: RunIngress, sandbox: Sandb
         assert address.startswith("127.")
         assert result["facts"]["dns"] == f"ingress-check.{zone.name} -> {address}"
         assert result["facts"]["http"] == f"GET http://ingress-check.{zone.name}/ -> 200"
-        print(f"\n{cluster}: ingress passed in {result['duration']:.2f}s with {result['api_requests']} API requests")
+        seconds, requests = result["duration_seconds"], result["api_requests"]
+        print(f"\n{cluster}: ingress passed in {seconds:.2f}s with {requests} API requests")
     first, second = (run.result(c)["facts"]["load balancer"] for c in ("sandbox-1", "sandbox-2"))
     assert first != second
 
@@ -140,6 +146,37 @@ def test_two_clusters_sharing_a_host_name_is_refused(run_ingress: RunIngress) ->
     assert [r["outcome"] for r in others] == ["passed"]
 
 
+def test_sigterm_mid_check_leaves_nothing_behind(
+    sandbox: Sandbox, run_config: Callable[..., Path], leftovers: Callable[[], list[str]], tmp_path: Path
+) -> None:
+    # Hosts nobody publishes keep both clusters waiting in "resolve host" until the signal arrives.
+    overrides = {
+        name: {"ingress-hostname": f"never.{load_zone(sandbox.cluster(name).directory).unmanaged}"}
+        for name in TEST_CLUSTER_NAMES
+    }
+    report = tmp_path / "report.json"
+    argv = [sys.executable, "-m", "kibertas_async", "run", "ingress", "--kubeconfig", str(sandbox.kubeconfig)]
+    argv += ["--clusters", ",".join(TEST_CLUSTER_NAMES), "--config", str(run_config(overrides))]
+    argv += ["--report-json", str(report), "--log-format", "json"]
+    process = subprocess.Popen(argv, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for name in TEST_CLUSTER_NAMES:
+            anyio.run(_wait_for_ingress_address, sandbox.cluster(name).kubeconfig)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 143, err[-3000:]
+    assert "Traceback" not in err
+    assert leftovers() == []
+
+
+async def _wait_for_ingress_address(kubeconfig: Path) -> None:
+    with anyio.fail_after(120):
+        async with await connect(ClusterTarget("sandbox", kubeconfig=str(kubeconfig))) as client:
+            await _first(client, INGRESSES, None, "kibertas-async/check=ingress", lambda i: bool(_address(i)))
+
+
 @contextmanager
 def dns_record(zone: Zone, host: str, address: str) -> Iterator[None]:
     """An A record written straight into BIND with the zone's TSIG key (RFC 2136), removed afterwards."""
@@ -209,7 +246,9 @@ async def _first(
         if until(item):
             return item
     version = str(listed["metadata"]["resourceVersion"])
-    async for event_type, item in client.watch(resource, namespace, resource_version=version, label_selector=selector):
-        if event_type in ("ADDED", "MODIFIED") and until(item):
-            return item
+    events = client.watch(resource, namespace, resource_version=version, label_selector=selector)
+    async with aclosing(events):  # type: ignore[type-var]
+        async for event_type, item in events:
+            if event_type in ("ADDED", "MODIFIED") and until(item):
+                return item
     raise AssertionError(f"no {resource.kind} matching {selector} satisfied the condition")

@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 import pytest
+
+from kibertas_async.options import OptionValues
 from kibertas_async_ingress import options as opt
 from kibertas_async_ingress.check import (
     ALB_ANNOTATIONS,
@@ -18,8 +20,6 @@ from kibertas_async_ingress.check import (
     service_manifest,
 )
 from kibertas_async_ingress.sandbox_controller import IngressTable
-
-from kibertas_async.options import OptionValues
 
 
 def settings(**values: object) -> IngressSettings:
