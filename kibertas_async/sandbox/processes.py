@@ -12,11 +12,14 @@ import ctypes
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from kibertas_async.sandbox.errors import SandboxError
 
 _PR_SET_PDEATHSIG = 1
 _POLL_INTERVAL = 0.05
@@ -50,9 +53,16 @@ class ManagedProcess:
     def start(self, *, die_with_parent: bool) -> None:
         """Launch the process in a new session, appending its output to the spec's log file.
 
-        With ``die_with_parent`` the kernel kills it (SIGKILL) when the calling thread's process dies,
-        even by SIGKILL: that is how a test session guarantees nothing outlives it.
+        With ``die_with_parent`` the kernel kills it (SIGKILL) when its parent dies, even by SIGKILL:
+        that is how a test session guarantees nothing outlives it. The kernel acts when the *thread*
+        that started the process ends, so such processes may only be started from the main thread.
+
+        :raises SandboxError: ``die_with_parent`` from a thread other than the main thread.
         """
+        if die_with_parent and threading.current_thread() is not threading.main_thread():
+            raise SandboxError(
+                f"start {self.spec.name} from the main thread: it is bound to die with the thread that starts it"
+            )
         self.spec.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.spec.log_file, "ab") as log:
             self._popen = subprocess.Popen(
@@ -161,9 +171,12 @@ def stop_all(processes: Sequence[ManagedProcess], timeout: float = STOP_TIMEOUT)
 
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    # Looked up here, in the parent: between fork and exec the child should only make the call
+    # (loading a library there could deadlock on a lock another thread held at fork time).
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
     def set_parent_death_signal() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         # The parent may have died between fork and prctl; then nobody would ever kill us.
         if os.getppid() != parent_pid:
             os._exit(1)

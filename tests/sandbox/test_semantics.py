@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,8 +11,9 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.rest import ApiException
 
-from kibertas_async.sandbox.runner import SandboxCluster
-from kibertas_async.testing import api_client
+from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
+from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
+from kibertas_async.testing import api_client, kubectl
 
 pytestmark = pytest.mark.anyio
 
@@ -215,3 +217,12 @@ async def test_every_namespace_gets_the_cluster_root_ca(sandbox_cluster: Sandbox
 
         published = await eventually(root_ca, "kube-root-ca.crt was never published")
     assert published.strip() == sandbox_cluster.ca_file.read_text().strip()
+
+
+def test_kubectl_and_the_second_cluster_report_the_pinned_version(sandbox: Sandbox) -> None:
+    versions = json.loads(kubectl(sandbox, "sandbox-2", "version", "-o", "json").stdout)
+    assert versions["clientVersion"]["gitVersion"] == f"v{DEFAULT_KUBERNETES_VERSION}"
+    assert versions["serverVersion"]["gitVersion"] == f"v{DEFAULT_KUBERNETES_VERSION}"
+    nodes = json.loads(kubectl(sandbox, "sandbox-2", "get", "nodes", "-o", "json").stdout)["items"]
+    capacity_types = sorted(node["metadata"]["labels"]["eks.amazonaws.com/capacityType"] for node in nodes)
+    assert capacity_types == ["ON_DEMAND", "ON_DEMAND", "SPOT", "SPOT"]
