@@ -105,3 +105,13 @@ def test_a_server_that_dies_at_start_is_reported_with_its_log(state_dir: Path, t
     assert "etcd: cannot start: disk on fire" in up.stderr
     assert "sandbox down" in up.stderr
     assert not (tmp_path / "k").exists()
+
+
+def test_importing_the_cli_module_loads_nothing_but_the_standard_library() -> None:
+    listing = "import sys, kibertas_async.sandbox.cli; print('\\n'.join(sorted(sys.modules)))"
+    loaded = set(
+        subprocess.run([sys.executable, "-c", listing], capture_output=True, text=True, check=True).stdout.split()
+    )
+    ours = {name for name in loaded if name.startswith("kibertas_async")}
+    assert ours <= {"kibertas_async", "kibertas_async._version", "kibertas_async.sandbox", "kibertas_async.sandbox.cli"}
+    assert not loaded & {"yaml", "kubernetes_asyncio", "anyio", "pluggy", "ssl", "urllib.request"}
