@@ -27,6 +27,7 @@ from kibertas_async_cluster_autoscaler.mirror import Mirror
 from kibertas_async_cluster_autoscaler.sandbox.addon import SandboxAutoscalerAddon
 from kibertas_async_cluster_autoscaler.sandbox.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, GROUP_LABEL
 
+TLS_CLOSE_GRACE = 0.25
 SCALED_BACK_TIMEOUT = 120.0
 """Generous bound on the sandbox autoscaler's scale-down (its delay is 5 s) on a busy machine."""
 
@@ -93,6 +94,10 @@ def wait_scaled_back(sandbox: Sandbox) -> None:
                     await added_nodes.wait_until(lambda mirror: not mirror.objects)
                     await claims.wait_until(lambda mirror: not mirror.objects)
                 group.cancel_scope.cancel()
+        # A watch stopped mid-stream closes its TLS connection gracefully, which takes a few loop turns
+        # after the client is closed; an event loop that ends at once leaves the socket to the garbage
+        # collector (ResourceWarning). aiohttp's documented remedy for short-lived loops: a short grace.
+        await anyio.sleep(TLS_CLOSE_GRACE)
 
     async def every_cluster() -> None:
         async with anyio.create_task_group() as group:
@@ -106,11 +111,14 @@ def wait_scaled_back(sandbox: Sandbox) -> None:
 def autoscaler_settings(sandbox: Sandbox, **data: str) -> Iterator[None]:
     """Within the block the sandbox autoscalers' ConfigMap has ``data`` (e.g. ``enabled="false"``);
     afterwards its previous values are back."""
-    previous: dict[str, dict[str, str]] = {}
+    settings = {key.replace("_", "-"): value for key, value in data.items()}
+    previous: dict[str, dict[str, str | None]] = {}
     for cluster in sandbox.clusters:
         path = f"/api/v1/namespaces/{CONFIGMAP_NAMESPACE}/configmaps/{CONFIGMAP_NAME}"
-        previous[cluster.name] = dict(cluster.api().get(path).get("data") or {})
-        _patch_settings(sandbox, cluster.name, data)
+        before = cluster.api().get(path).get("data") or {}
+        # None removes, in a merge patch, the keys the block added.
+        previous[cluster.name] = {key: before.get(key) for key in settings}
+        _patch_settings(sandbox, cluster.name, dict(settings))
     try:
         yield
     finally:
@@ -118,8 +126,8 @@ def autoscaler_settings(sandbox: Sandbox, **data: str) -> Iterator[None]:
             _patch_settings(sandbox, name, values)
 
 
-def _patch_settings(sandbox: Sandbox, cluster: str, data: dict[str, str]) -> None:
-    patch = json.dumps({"data": {key.replace("_", "-"): value for key, value in data.items()}})
+def _patch_settings(sandbox: Sandbox, cluster: str, data: dict[str, str | None]) -> None:
+    patch = json.dumps({"data": data})
     kubectl(
         sandbox, cluster, "-n", CONFIGMAP_NAMESPACE, "patch", "configmap", CONFIGMAP_NAME, "--type=merge", "-p", patch
     )
@@ -150,7 +158,9 @@ def run(clean_sandbox: Sandbox, tmp_path: Path) -> RunChecks:
     """``run("cluster-autoscaler", "--flag", ..., clusters=(...))``: :func:`run_checks` on the clean sandbox."""
 
     def run_in_sandbox(*args: str, clusters: tuple[str, ...] = TEST_CLUSTER_NAMES) -> Run:
-        return run_checks(clean_sandbox, tmp_path, *args, clusters=clusters)
+        # Bounded well below the per-test timeout, so a scale-up that never comes fails with a report.
+        bounds = () if "--scale-up-timeout" in args else ("--scale-up-timeout", "90s")
+        return run_checks(clean_sandbox, tmp_path, *args, *bounds, clusters=clusters)
 
     return run_in_sandbox
 
