@@ -50,7 +50,9 @@ def add_sandbox_command(subparsers: argparse._SubParsersAction[argparse.Argument
     _add_state_dir_option(down)
     down.set_defaults(handler=_down)
 
-    build = commands.add_parser("build", help="build (or find) the binaries without starting anything")
+    build = commands.add_parser(
+        "build", help="build (or find) the binaries, and prepare the add-ons, without starting anything"
+    )
     _add_version_options(build)
     build.set_defaults(handler=_build)
 
@@ -156,13 +158,18 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from kibertas_async.sandbox.addons import prepare_addons
+    from kibertas_async.sandbox.addons.discovery import default_addons
     from kibertas_async.sandbox.build import ensure_binaries
-    from kibertas_async.sandbox.errors import SandboxBuildError
+    from kibertas_async.sandbox.errors import SandboxError
     from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
 
     try:
-        binaries = ensure_binaries(args.kubernetes_version or DEFAULT_KUBERNETES_VERSION, bin_dir=args.bin_dir)
-    except SandboxBuildError as error:
+        binaries = ensure_binaries(
+            args.kubernetes_version or DEFAULT_KUBERNETES_VERSION, bin_dir=args.bin_dir, progress=_progress
+        )
+        prepare_addons(default_addons(), _progress)
+    except SandboxError as error:
         print(error, file=sys.stderr)
         return _SANDBOX_FAILED
     for path in binaries.all():

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from kibertas_async.errors import UsageError
-from kibertas_async.sandbox.addons import AddonContext, SandboxAddon
+from kibertas_async.sandbox.addons import AddonContext, SandboxAddon, prepare_addons
 from kibertas_async.sandbox.addons.discovery import RUN_CONFIG_NAME, collect_settings, default_addons, write_run_config
 from kibertas_async.sandbox.api import ApiError, SandboxApi
 from kibertas_async.sandbox.build import SandboxBinaries, ensure_binaries
@@ -266,6 +266,7 @@ class Sandbox:
         report = progress or (lambda _line: None)
         version = normalize_kubernetes_version(config.kubernetes_version)
         binaries = binaries or ensure_binaries(version, bin_dir=config.bin_dir, progress=report)
+        prepare_addons(config.addons, report)
         _check_kubeconfig_is_ours(config.kubeconfig)
         _claim_state_dir(config.state_dir)
         sandbox = cls(config.state_dir, config.kubeconfig, version, binaries, addons=config.addons)

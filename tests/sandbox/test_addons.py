@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from kibertas_async.sandbox.addons import AddonContext
+from kibertas_async.sandbox.addons import AddonContext, PreparedAddon
 from kibertas_async.sandbox.addons.kwok import KwokAddon, NodeShape
 from kibertas_async.sandbox.processes import ProcessSpec
 from kibertas_async.sandbox.runner import Sandbox, SandboxConfig
@@ -22,6 +22,12 @@ class StaticFilesAddon:
     def __init__(self) -> None:
         self.ports: dict[str, int] = {}
         self.stopped: list[str] = []
+        self.prepared = 0
+
+    def prepare(self, progress: Callable[[str], None]) -> None:
+        assert not self.ports, "prepare runs before any start"
+        self.prepared += 1
+        progress("static-files: nothing to build")
 
     def start(self, context: AddonContext) -> Sequence[ProcessSpec]:
         (context.work_dir / "hello.txt").write_text(f"hello from {context.cluster_name}\n")
@@ -53,6 +59,7 @@ def test_an_addon_runs_beside_each_cluster_and_goes_with_down(sandbox: Sandbox, 
         kubeconfig=tmp_path / "kubeconfig",
         addons=(KwokAddon(nodes=[NodeShape("t3.small", "ap-northeast-1a", "SPOT", cpu="2", memory="2Gi")]), addon),
     )
+    assert isinstance(addon, PreparedAddon)
     started = Sandbox.start(config, die_with_parent=True)
     try:
         for name in ("blue", "green"):
@@ -68,3 +75,4 @@ def test_an_addon_runs_beside_each_cluster_and_goes_with_down(sandbox: Sandbox, 
         started.down()
     assert live_processes(pids) == []
     assert addon.stopped == ["blue", "green"]
+    assert addon.prepared == 1

@@ -1,6 +1,9 @@
 """The seam through which per-cluster extras (add-ons) join a sandbox.
 
-An add-on is any object with the three methods of :class:`SandboxAddon`. The sandbox calls ``start``
+An add-on is any object with the three methods of :class:`SandboxAddon`. If it also has ``prepare``
+(:class:`PreparedAddon`), that runs first, once per sandbox and before any deadline starts: it builds or
+fetches what ``start`` needs, and ``kibertas-async sandbox build`` calls it too, so CI can build
+everything up front. The sandbox then calls ``start``
 once per cluster after that cluster's API server is ready, runs the processes it returns exactly like
 its own (own process group, recorded in the state file, stopped by ``down``, killed with a test
 session), then calls ``wait_ready``. On ``down`` it stops those processes, then calls ``stop``.
@@ -12,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from kibertas_async.sandbox.api import SandboxApi
 from kibertas_async.sandbox.build import SandboxBinaries
 from kibertas_async.sandbox.processes import ProcessSpec
 
-__all__ = ["AddonContext", "SandboxAddon"]
+__all__ = ["AddonContext", "PreparedAddon", "SandboxAddon"]
 
 
 @dataclass(frozen=True)
@@ -60,3 +63,23 @@ class SandboxAddon(Protocol):
     def stop(self, context: AddonContext) -> None:
         """Release anything that is not one of the returned processes (those are already stopped)."""
         ...
+
+
+@runtime_checkable
+class PreparedAddon(Protocol):
+    """An add-on that must build or fetch something (a Go binary, CRD files) before it can start."""
+
+    def prepare(self, progress: Callable[[str], None]) -> None:
+        """Build or fetch what :meth:`SandboxAddon.start` needs; instant when it is already there.
+
+        Called by ``kibertas-async sandbox build`` and at the beginning of every sandbox start, before
+        the readiness deadline begins. Report long steps through ``progress`` (one line per call).
+        """
+        ...
+
+
+def prepare_addons(addons: Sequence[SandboxAddon], progress: Callable[[str], None]) -> None:
+    """Run ``prepare`` of every add-on that has one, in order."""
+    for addon in addons:
+        if isinstance(addon, PreparedAddon):
+            addon.prepare(progress)
