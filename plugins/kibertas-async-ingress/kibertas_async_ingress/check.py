@@ -251,7 +251,12 @@ class IngressCheck(Check):
     ) -> int:
         from kibertas_async_ingress.probes import DnsResolver, HttpAnswer, ProbeFailed, http_get
 
-        targets = addresses or await _load_balancer_ips(address, DnsResolver(settings.nameservers))
+        targets = addresses
+        if not targets:  # DNS skipped: go straight to the load balancer, as a client with --resolve would
+            try:
+                targets = await _load_balancer_ips(address, DnsResolver(settings.nameservers))
+            except ProbeFailed as error:
+                ctx.fail(str(error))
         if not targets:
             ctx.fail(f"the load balancer's address {address} does not resolve; nowhere to send GET {settings.url}")
         last: HttpAnswer | str = "no answer yet"
