@@ -123,6 +123,11 @@ class DatadogAgentCheck(Check):
         ctx.fact("query", query)
         ctx.fact("api", api_url)
         async with ctx.step(STEP_WAIT_FOR_METRICS):
+            if ctx.cluster.in_cluster and not ctx.options[CLUSTER_NAME] and CLUSTER_PLACEHOLDER in ctx.options[QUERY]:
+                ctx.fail(
+                    f"not configured: inside a cluster its Datadog name is unknown; set {CLUSTER_NAME.flag} "
+                    f"({CLUSTER_NAME.env[0]}) to its kube_cluster_name tag"
+                )
             missing = [f"{option.flag} ({option.env[0]})" for option in (API_KEY, APP_KEY) if not ctx.options[option]]
             if missing:
                 ctx.fail(f"not configured: {' and '.join(missing)} must be set")

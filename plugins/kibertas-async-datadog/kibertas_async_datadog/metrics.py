@@ -81,7 +81,10 @@ class MetricsClient:
         api_class: Any = MetricsApi
         api = api_class(self._client)
         try:
-            with anyio.fail_after(REQUEST_TIMEOUT):
+            # Shielded from outside cancellation (a step deadline, a signal): aiosonic leaks the connection
+            # of a request cancelled midway. The request stays bounded by its own timeout, and the
+            # cancellation is delivered right after it.
+            with anyio.CancelScope(shield=True), anyio.fail_after(REQUEST_TIMEOUT):
                 response = await api.query_metrics(_from=start, to=end, query=query)
         except TimeoutError:
             raise DatadogUnavailable(f"no answer within {REQUEST_TIMEOUT:g}s") from None

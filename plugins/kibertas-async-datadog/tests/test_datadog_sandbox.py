@@ -7,12 +7,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from kibertas_async_datadog.check import STEP_WAIT_FOR_METRICS
-from kibertas_async_datadog.sandbox import AGENT_NAMESPACE, api_key_for, app_key_for
-from kibertas_async_datadog.standin import AGENT_NAME
 
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import kubectl
+from kibertas_async_datadog.check import STEP_WAIT_FOR_METRICS
+from kibertas_async_datadog.sandbox import AGENT_NAMESPACE, api_key_for, app_key_for
+from kibertas_async_datadog.standin import AGENT_NAME
 
 CHECK = "datadog-agent"
 RunCheck = Callable[..., Any]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from kibertas_async_datadog.check import parse_http_url, parse_site
 from kibertas_async_datadog.standin import POINT_INTERVAL, ParsedQuery, parse_query, point_times, scope_matches
 
@@ -67,3 +68,28 @@ def test_listing_checks_does_not_import_the_datadog_client() -> None:
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "datadog-agent" in output
     assert output.strip().endswith("False False")
+
+
+@pytest.mark.anyio
+async def test_in_cluster_without_a_datadog_cluster_name_fails_before_any_query() -> None:
+    from kibertas_async.checks.cleanup import CleanupGuard, CleanupStack
+    from kibertas_async.checks.context import CheckContext
+    from kibertas_async.errors import CheckFailed
+    from kibertas_async.events import get_logger
+    from kibertas_async.kube import ClusterTarget
+    from kibertas_async.options import OptionValues
+    from kibertas_async_datadog.check import API_KEY, APP_KEY, QUERY, DatadogAgentCheck
+
+    values = {option: option.default for option in DatadogAgentCheck.options}
+    values.update({API_KEY: "key", APP_KEY: "key", QUERY: "avg:m{kube_cluster_name:{cluster}}"})
+    ctx = CheckContext(
+        run_id="run",
+        check_name=DatadogAgentCheck.name,
+        cluster=ClusterTarget(name="in-cluster", in_cluster=True),
+        options=OptionValues(values, {}),
+        log=get_logger(),
+        cleanup=CleanupStack(keep=False, action_timeout=1.0, guard=CleanupGuard()),
+        kube=None,
+    )
+    with pytest.raises(CheckFailed, match="set --datadog-cluster-name \\(DD_CLUSTER_NAME\\)"):
+        await DatadogAgentCheck().run(ctx)

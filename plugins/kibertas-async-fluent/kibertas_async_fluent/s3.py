@@ -105,7 +105,7 @@ class LogBucket:
         :raises S3Denied: credentials refused or missing.
         :raises S3Unavailable: anything else that went wrong this time.
         """
-        with _mapped_errors(self.settings.bucket):
+        with _mapped_errors(self.settings.bucket), _not_cancelled_midway():
             await self._client.list_objects_v2(Bucket=self.settings.bucket, MaxKeys=1)
 
     async def list(self, prefix: str) -> list[LogObject]:
@@ -116,7 +116,7 @@ class LogBucket:
         :raises S3Unavailable: anything else that went wrong this time.
         """
         found: list[LogObject] = []
-        with _mapped_errors(self.settings.bucket):
+        with _mapped_errors(self.settings.bucket), _not_cancelled_midway():
             paginator = self._client.get_paginator("list_objects_v2")
             async for page in paginator.paginate(Bucket=self.settings.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
@@ -130,7 +130,7 @@ class LogBucket:
         from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
         try:
-            with _mapped_errors(self.settings.bucket):
+            with _mapped_errors(self.settings.bucket), _not_cancelled_midway():
                 response = await self._client.get_object(Bucket=self.settings.bucket, Key=key)
                 async with response["Body"] as body:
                     data: bytes = await body.read()
@@ -149,6 +149,13 @@ def contains_marker(data: bytes, marker: str) -> bool:
         except (OSError, EOFError, zlib.error):
             return False
     return marker.encode() in data
+
+
+def _not_cancelled_midway() -> anyio.CancelScope:
+    """Shield one request from outside cancellation (a step deadline, a signal): aiobotocore leaks the
+    connection of a request cancelled midway. The request stays bounded by the client's own timeouts,
+    and the cancellation is delivered right after it."""
+    return anyio.CancelScope(shield=True)
 
 
 @contextlib.contextmanager
