@@ -6,6 +6,7 @@ can create any kind, custom resources included, without importing a client libra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -281,16 +282,20 @@ class KubeClient:
                     if satisfied(current):
                         return current
                     resource_version = str(listed["metadata"].get("resourceVersion", ""))
-                async for event_type, obj in self.watch(
+                events = self.watch(
                     resource, namespace, resource_version=resource_version, field_selector=field_selector
-                ):
-                    attempt = 0
-                    resource_version = str(obj.get("metadata", {}).get("resourceVersion", resource_version))
-                    if event_type == "BOOKMARK":
-                        continue
-                    current = None if event_type == "DELETED" else obj
-                    if satisfied(current):
-                        return current
+                )
+                # Close the stream (and its connection) now when we return from inside it, not whenever
+                # the abandoned generator is collected: an unclosed socket outlives the wait otherwise.
+                async with contextlib.aclosing(events):
+                    async for event_type, obj in events:
+                        attempt = 0
+                        resource_version = str(obj.get("metadata", {}).get("resourceVersion", resource_version))
+                        if event_type == "BOOKMARK":
+                            continue
+                        current = None if event_type == "DELETED" else obj
+                        if satisfied(current):
+                            return current
             except KubeApiError as error:
                 if error.status != 410:
                     raise
