@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,7 +194,7 @@ class KubeClient:
         field_selector: str | None = None,
         label_selector: str | None = None,
         timeout_seconds: int = 240,
-    ) -> AsyncIterator[tuple[str, KubeObject]]:
+    ) -> AsyncGenerator[tuple[str, KubeObject], None]:
         """Yield ``(type, object)`` watch events from ``resource_version`` until the server ends the stream.
 
         An ``ERROR`` event with code 410 (the version is too old) is raised as :class:`KubeApiError`,
