@@ -119,7 +119,8 @@ def _up(args: argparse.Namespace) -> int:
         print(f"sandbox up failed: {error}", file=sys.stderr)
         print(f"logs are kept in {config.state_dir}; `kibertas-async sandbox down` removes them", file=sys.stderr)
         return _SANDBOX_FAILED
-    print(f"sandbox ready: Kubernetes v{sandbox.kubernetes_version}, {len(sandbox.clusters)} clusters")
+    count = len(sandbox.clusters)
+    print(f"sandbox ready: Kubernetes v{sandbox.kubernetes_version}, {count} cluster{'s' * (count != 1)}")
     for cluster in sandbox.clusters:
         print(f"  context {cluster.context}: {cluster.server}")
     print(f"\nkubeconfig written to {sandbox.kubeconfig}; use it with:\n")
