@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import json
 import os
+import random
 import re
 import secrets
 import shutil
@@ -55,6 +56,7 @@ KUBECONFIG_USER_PREFIX = "kibertas-async-sandbox-admin"
 _STATE_FILE = "state.json"
 _STATE_FORMAT = 1
 _POLL_INTERVAL = 0.1
+_LOWEST_PORT = 20000
 _CLUSTER_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?")
 
 
@@ -604,11 +606,33 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    """A TCP port on 127.0.0.1 that nothing listens on right now, outside the ephemeral range.
+
+    The server binds it a moment later. Ports from ``bind(0)`` come from the ephemeral range, which every
+    outgoing connection also draws from, so one could take the port in between; below that range only
+    another listener can, which makes a clash between sandboxes started in parallel unlikely.
+    """
+    ephemeral_low = _ephemeral_port_range()[0]
+    for _attempt in range(100):
+        port = random.randrange(_LOWEST_PORT, ephemeral_low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:  # a crowded machine: any free port
         probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+        chosen: int = probe.getsockname()[1]
+        return chosen
+
+
+def _ephemeral_port_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    except (OSError, ValueError):
+        return (32768, 60999)  # Linux's default
+    return (int(low), int(high))
 
 
 def _etcd_healthy(client_url: str) -> bool:
