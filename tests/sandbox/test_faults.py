@@ -12,6 +12,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from kibertas_async.sandbox.api import ApiError
 from kibertas_async.sandbox.runner import SandboxCluster
 from kibertas_async.testing import api_client
+from tests.sandbox.manifests import body
 
 WAIT_LIMIT = 90.0
 
@@ -49,7 +50,7 @@ async def watch_until_added(core: Any, namespace: str, name: str, resource_versi
 async def test_watch_resumes_after_an_apiserver_restart(sandbox_cluster: SandboxCluster, namespace: str) -> None:
     async with api_client(sandbox_cluster) as api:
         before = await client.CoreV1Api(api).create_namespaced_config_map(
-            namespace, {"metadata": {"name": "before-restart"}}
+            namespace, body({"metadata": {"name": "before-restart"}})
         )
     old_pid, port = sandbox_cluster.apiserver.pid, sandbox_cluster.port
 
@@ -61,7 +62,7 @@ async def test_watch_resumes_after_an_apiserver_restart(sandbox_cluster: Sandbox
         core = client.CoreV1Api(api)
         survivor = await core.read_namespaced_config_map("before-restart", namespace)
         assert survivor.metadata.uid == before.metadata.uid  # etcd kept the data
-        await core.create_namespaced_config_map(namespace, {"metadata": {"name": "after-restart"}})
+        await core.create_namespaced_config_map(namespace, body({"metadata": {"name": "after-restart"}}))
         seen = await watch_until_added(core, namespace, "after-restart", before.metadata.resource_version)
     assert ("ADDED", "before-restart") not in seen  # the watch continued after its resourceVersion
 

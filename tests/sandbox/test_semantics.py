@@ -14,6 +14,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
 from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
 from kibertas_async.testing import api_client, kubectl
+from tests.sandbox.manifests import body
 
 pytestmark = pytest.mark.anyio
 
@@ -31,22 +32,24 @@ async def eventually(condition: Callable[[], Awaitable[Any]], what: str) -> Any:
     raise AssertionError(what)  # pragma: no cover - fail_after raises first
 
 
-def deployment(name: str, replicas: int, pod_spec_extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def deployment(name: str, replicas: int, pod_spec_extra: dict[str, Any] | None = None) -> Any:
     labels = {"app": name}
-    return {
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [{"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}],
-                    **(pod_spec_extra or {}),
+    return body(
+        {
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "containers": [{"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}],
+                        **(pod_spec_extra or {}),
+                    },
                 },
             },
-        },
-    }
+        }
+    )
 
 
 async def test_deployment_becomes_ready_and_service_gets_endpoint_slices(
@@ -57,7 +60,7 @@ async def test_deployment_becomes_ready_and_service_gets_endpoint_slices(
         await apps.create_namespaced_deployment(namespace, deployment("web", 3))
         await core.create_namespaced_service(
             namespace,
-            {"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}},
+            body({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}),
         )
 
         async def ready() -> bool:
@@ -148,7 +151,7 @@ async def test_deleting_a_namespace_finalizes_it(sandbox_cluster: SandboxCluster
     async with api_client(sandbox_cluster) as api:
         apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
         await apps.create_namespaced_deployment(namespace, deployment("doomed", 2))
-        await core.create_namespaced_config_map(namespace, {"metadata": {"name": "doomed"}, "data": {"a": "b"}})
+        await core.create_namespaced_config_map(namespace, body({"metadata": {"name": "doomed"}, "data": {"a": "b"}}))
         await core.delete_namespace(namespace)
 
         async def gone() -> bool:
@@ -166,24 +169,28 @@ async def test_rbac_denies_a_service_account_what_its_role_does_not_grant(
 ) -> None:
     async with api_client(sandbox_cluster) as admin_api:
         core, rbac = client.CoreV1Api(admin_api), client.RbacAuthorizationV1Api(admin_api)
-        await core.create_namespaced_service_account(namespace, {"metadata": {"name": "reader"}})
+        await core.create_namespaced_service_account(namespace, body({"metadata": {"name": "reader"}}))
         await rbac.create_namespaced_role(
             namespace,
-            {
-                "metadata": {"name": "pod-reader"},
-                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
-            },
+            body(
+                {
+                    "metadata": {"name": "pod-reader"},
+                    "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
+                }
+            ),
         )
         await rbac.create_namespaced_role_binding(
             namespace,
-            {
-                "metadata": {"name": "reader-reads-pods"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
-                "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
-            },
+            body(
+                {
+                    "metadata": {"name": "reader-reads-pods"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+                    "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
+                }
+            ),
         )
         token_request = await core.create_namespaced_service_account_token(
-            "reader", namespace, {"spec": {"expirationSeconds": 600}}
+            "reader", namespace, body({"spec": {"expirationSeconds": 600}})
         )
         token = token_request.status.token
 
@@ -197,7 +204,7 @@ async def test_rbac_denies_a_service_account_what_its_role_does_not_grant(
         for denied in (
             reader.list_namespaced_secret(namespace),
             reader.list_namespaced_pod("default"),
-            reader.create_namespaced_config_map(namespace, {"metadata": {"name": "nope"}}),
+            reader.create_namespaced_config_map(namespace, body({"metadata": {"name": "nope"}})),
         ):
             with pytest.raises(ApiException) as raised:
                 await denied
