@@ -283,12 +283,11 @@ class IngressCheck(Check):
                 f"GET {settings.url} never answered {settings.expected_status} "
                 f"within {settings.http_timeout:g}s: {last}"
             )
-        endpoints = await _ready_endpoints(ctx, namespace, settings.name)
+        endpoints = await _describe_endpoints(ctx, namespace, settings.name)
         body = f" ({last.body_excerpt})" if last.body_excerpt else ""
         raise CheckFailed(
             f"GET {settings.url} answered {last.status} {last.reason}{body} from {last.peer}, expected "
-            f"{settings.expected_status}, for {settings.http_timeout:g}s; Service {namespace}/{settings.name} has "
-            f"{endpoints} ready endpoint{'s' if endpoints != 1 else ''}"
+            f"{settings.expected_status}, for {settings.http_timeout:g}s; {endpoints}"
         )
 
 
@@ -326,15 +325,17 @@ async def _load_balancer_ips(address: LoadBalancerAddress, resolver: DnsResolver
     return tuple(ips)
 
 
-async def _ready_endpoints(ctx: CheckContext, namespace: str, service: str) -> int:
-    """How many ready endpoints the Service's EndpointSlices list (for the failure message)."""
+async def _describe_endpoints(ctx: CheckContext, namespace: str, service: str) -> str:
+    """What the Service's EndpointSlices say (for the failure message): a 503 with no ready endpoint is the
+    backend's fault, not the load balancer's."""
     slices = await ctx.kube.list(ENDPOINTSLICES, namespace, label_selector=f"kubernetes.io/service-name={service}")
-    return sum(
-        1
-        for endpoint_slice in slices["items"]
-        for endpoint in endpoint_slice.get("endpoints") or []
-        if (endpoint.get("conditions") or {}).get("ready") is not False
-    )
+    endpoints = [endpoint for item in slices["items"] for endpoint in item.get("endpoints") or []]
+    # The API says a missing "ready" condition means ready.
+    ready = sum(1 for endpoint in endpoints if (endpoint.get("conditions") or {}).get("ready") is not False)
+    where = f"Service {namespace}/{service}"
+    if not slices["items"]:
+        return f"{where} has no EndpointSlice"
+    return f"{where} has {ready} ready of {len(endpoints)} endpoints in {len(slices['items'])} EndpointSlice(s)"
 
 
 def _deployment_ready(deployment: KubeObject | None) -> bool:

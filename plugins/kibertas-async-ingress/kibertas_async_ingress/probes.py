@@ -98,7 +98,7 @@ class HttpAnswer:
     reason: str
     body_excerpt: str
     peer: str
-    """The address and port that answered."""
+    """The addresses the request was sent to, and the port."""
 
 
 class _PinnedResolver(AbstractResolver):
@@ -145,14 +145,12 @@ async def http_get(url: str, host: str, addresses: Sequence[str], *, attempt_tim
             aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
             session.get(url, allow_redirects=False) as response,
         ):
-            transport = response.connection.transport if response.connection else None
-            peer = transport.get_extra_info("peername") if transport else None
             body = await response.content.read(_BODY_EXCERPT)
             return HttpAnswer(
                 status=response.status,
                 reason=response.reason or "",
                 body_excerpt=" ".join(body.decode("utf-8", "replace").split()),
-                peer=f"{peer[0]}:{peer[1]}" if peer else "",
+                peer=f"{', '.join(addresses)} port {response.url.port}",
             )
     except TimeoutError:
         raise ProbeFailed(f"GET {url} got no answer within {attempt_timeout:g}s") from None

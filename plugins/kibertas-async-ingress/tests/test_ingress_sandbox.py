@@ -130,7 +130,7 @@ def test_http_503_without_ready_endpoints(run_ingress: RunIngress, sandbox: Sand
     assert result["step"] == "http request"
     assert "GET http://ingress-check.sandbox-1.sandbox.test/ answered 503 Service Unavailable" in result["reason"]
     assert result["reason"].endswith(
-        f"expected 200, for 3s; Service {disruptor.namespace}/sample has 0 ready endpoints"
+        f"expected 200, for 3s; Service {disruptor.namespace}/sample has 0 ready of 0 endpoints in 1 EndpointSlice(s)"
     )
 
 
