@@ -29,10 +29,11 @@ def measure(args: list[str], runs: int) -> list[float]:
 def heavy_imports_of_list() -> list[str]:
     code = (
         "import sys\nfrom kibertas_async.cli import main\nmain(['list'])\n"
-        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
+        f"print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    return [name for name in result.stderr.strip().splitlines()[-1].split(",") if name] if result.stderr else []
+    marker = next(line for line in result.stdout.splitlines() if line.startswith("HEAVY="))
+    return [name for name in marker.removeprefix("HEAVY=").split(",") if name]
 
 
 def main() -> None:

@@ -145,7 +145,7 @@ def _add_option_flags(parser: argparse.ArgumentParser, registry: Registry) -> No
             text += f" (default: {option.default})"
         text = text.replace("%", "%%")
         if option.parse is parse_bool:
-            group.add_argument(option.flag, dest=_dest(option), action="store_const", const="true", help=text)
+            group.add_argument(option.flag, dest=_dest(option), action=argparse.BooleanOptionalAction, help=text)
         else:
             group.add_argument(option.flag, dest=_dest(option), metavar=option.metavar, help=text)
 

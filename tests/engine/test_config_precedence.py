@@ -55,5 +55,13 @@ def test_tags_and_exclude_select_checks(run_cli: RunCli) -> None:
     assert result.code == 0
     assert "  exclusive-a  " in result.out and "  exclusive-b  " in result.out
     assert "sleeper-1" not in result.out
-    result = run_cli("run", "--all", "--exclude", "forever,slow-cleanup,hanging", "--dry-run")
+    result = run_cli("run", "--all", "--exclude", "forever,kube-forever,slow-cleanup,hanging", "--dry-run")
     assert "forever" not in result.out and "sleeper-6" in result.out
+
+
+def test_boolean_options_have_a_negative_flag(run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KIBERTAS_ASYNC_SUMMARY", "false")
+    assert run_cli("run", "sleeper-1").out == ""
+    assert "OK" in run_cli("run", "sleeper-1", "--summary").out
+    monkeypatch.delenv("KIBERTAS_ASYNC_SUMMARY")
+    assert run_cli("run", "sleeper-1", "--no-summary").out == ""
