@@ -60,6 +60,27 @@ def test_passes_on_both_clusters_at_once(run_ingress: RunIngress, sandbox: Sandb
     assert first != second
 
 
+def test_without_dns_http_goes_straight_to_the_load_balancer(run_ingress: RunIngress) -> None:
+    run = run_ingress("--ingress-skip-dns")
+    assert run.code == 0, run.report
+    for cluster in ("sandbox-1", "sandbox-2"):
+        result = run.result(cluster)
+        assert [step["name"] for step in result["steps"]] == [s for s in PASSING_STEPS if s != "resolve host"]
+        assert "dns" not in result["facts"]
+        assert result["facts"]["http"] == f"GET http://ingress-check.{cluster}.sandbox.test/ -> 200"
+
+
+def test_unexpected_status_names_what_answered(run_ingress: RunIngress) -> None:
+    run = run_ingress("--ingress-expected-status", "204", "--ingress-http-timeout", "2s", clusters="sandbox-2")
+    result = run.result("sandbox-2")
+    assert result["outcome"] == "failed"
+    assert result["step"] == "http request"
+    address = result["facts"]["load balancer"]
+    assert result["reason"].startswith("GET http://ingress-check.sandbox-2.sandbox.test/ answered 200 OK (")
+    assert f"from {address} port 80, expected 204, for 2s; Service " in result["reason"]
+    assert result["reason"].endswith("/sample has 1 ready of 1 endpoints in 1 EndpointSlice(s)")
+
+
 def test_no_load_balancer_address(run_ingress: RunIngress, run_config: Callable[..., Path], sandbox: Sandbox) -> None:
     # sandbox-1: a class that exists but no controller serves; sandbox-2: a class that does not exist.
     api = sandbox.cluster("sandbox-1").api()
