@@ -59,7 +59,7 @@ def test_passes_on_both_clusters_concurrently(sandbox: Sandbox, run_check: RunCh
         for cluster in ("sandbox-1", "sandbox-2"):
             assert sandbox.cluster(cluster).processes[CONTROLLER_PROCESS].is_alive()
     report = run_check()
-    assert report["ok"] is True
+    assert report["ok"] is True, report["results"]
     first, second = result_of(report, "sandbox-1"), result_of(report, "sandbox-2")
     for result in (first, second):
         assert result["outcome"] == "passed", result
