@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import cast
+from collections.abc import Awaitable, Callable
 
 import anyio
 from anyio.abc import TaskStatus

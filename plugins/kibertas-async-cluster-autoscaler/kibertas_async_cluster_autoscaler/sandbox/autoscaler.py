@@ -62,7 +62,7 @@ from kibertas_async_cluster_autoscaler.scheduling import (
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 PROVISION_GRACE = 30.0
-"""Seconds a pod's node is given to take the pod before the pod may ask for another node."""
+"""Seconds a pod's new node is given (from its creation) to take the pod before the pod may ask again."""
 _IDLE_WAKEUP = 5.0
 CLUSTER_AUTOSCALER = "cluster-autoscaler"
 KARPENTER = "karpenter"
@@ -225,7 +225,9 @@ class Autoscaler:
         node, since = entry
         if any(p.name == node for p in self.planned):
             return True
-        return node in self.nodes.objects and now - since < PROVISION_GRACE
+        # Not "node in self.nodes.objects": right after we create a node, our own watch has not shown
+        # it yet, and the pod would get a second node.
+        return now - since < PROVISION_GRACE
 
     async def _matching_group(self, pod: KubeObject, groups: tuple[NodeGroupSpec, ...]) -> NodeGroupSpec | None:
         for group in groups:
