@@ -102,16 +102,12 @@ class Mirror:
             await self._relist()
         assert self.resource_version is not None
         # aclosing: the stream's connection is released when we stop, not whenever the generator is collected.
-        # KubeClient.watch is an async generator, annotated as the AsyncIterator it also is.
-        stream = cast(
-            "AsyncGenerator[tuple[str, KubeObject], None]",
-            self._kube.watch(
-                self.resource,
-                self._namespace,
-                resource_version=self.resource_version,
-                label_selector=self._label_selector,
-                field_selector=self._field_selector,
-            ),
+        stream = self._kube.watch(
+            self.resource,
+            self._namespace,
+            resource_version=self.resource_version,
+            label_selector=self._label_selector,
+            field_selector=self._field_selector,
         )
         async with contextlib.aclosing(stream) as events:
             async for event_type, obj in events:
