@@ -51,8 +51,10 @@ class KubeClient:
         return KubeClient(self._api, self.cluster)
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool, and give TLS connections the moment they need to shut down
+        (aiohttp's advice), so none is left to raise a ResourceWarning later."""
         await self._api.close()
+        await anyio.sleep(0.25)
 
     async def __aenter__(self) -> KubeClient:
         return self
