@@ -59,6 +59,10 @@ class KwokAddon:
             f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
             "--cidr=10.244.0.0/16",
             "--node-ip=10.0.0.1",
+            # kwok v0.7.0 with no lease duration renews no node leases and picks its slow heartbeat
+            # stage, so the node lifecycle controller marks nodes (and their pods) NotReady every
+            # ~55 s; with leases, nodes stay Ready as a kubelet's would.
+            "--node-lease-duration-seconds=40",
             # No --node-port: with it kwok serves a kubelet-like endpoint on 0.0.0.0, not just loopback.
         )
         return [ProcessSpec(f"{context.cluster_name}/kwok", argv, context.work_dir / "kwok.log")]
