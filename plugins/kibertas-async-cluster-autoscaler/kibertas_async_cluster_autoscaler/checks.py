@@ -47,7 +47,7 @@ NODECLAIMS = Resource("karpenter.sh", "v1", "nodeclaims", "NodeClaim", namespace
 
 _NODE_READ = Permission("", ("nodes",), ("list", "watch"))
 _POD_READ = Permission("", ("pods", "events"), ("list", "watch"))
-_DEPLOYMENT_WRITE = Permission("apps", ("deployments",), ("create", "delete"))
+_DEPLOYMENT_WRITE = Permission("apps", ("deployments",), ("create", "patch", "delete"))
 
 
 @dataclass(frozen=True)
