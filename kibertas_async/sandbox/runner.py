@@ -267,10 +267,11 @@ class Sandbox:
         config = config or SandboxConfig()
         report = progress or (lambda _line: None)
         version = normalize_kubernetes_version(config.kubernetes_version)
-        binaries = binaries or ensure_binaries(version, bin_dir=config.bin_dir, progress=report)
-        prepare_addons(config.addons, report)
+        # Refuse bad input before any (possibly long) build.
         _check_kubeconfig_is_ours(config.kubeconfig)
         _claim_state_dir(config.state_dir)
+        binaries = binaries or ensure_binaries(version, bin_dir=config.bin_dir, progress=report)
+        prepare_addons(config.addons, report)
         sandbox = cls(config.state_dir, config.kubeconfig, version, binaries, addons=config.addons)
         starter = _Starter(sandbox, config, binaries, die_with_parent, report)
         try:
