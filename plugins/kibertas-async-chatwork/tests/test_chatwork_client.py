@@ -6,9 +6,9 @@ import time
 from email.utils import formatdate
 
 import pytest
-from kibertas_async_chatwork.client import Delivery, RetryPolicy, post_message
 
 from kibertas_async.testing.standins.chatwork import ChatworkStandin
+from kibertas_async_chatwork.client import Delivery, RetryPolicy, post_message
 
 pytestmark = pytest.mark.anyio
 

@@ -10,13 +10,10 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-import kibertas_async_chatwork
 import pytest
-from kibertas_async_chatwork import plugin
-from kibertas_async_chatwork.client import RetryPolicy
-from kibertas_async_chatwork.plugin import ChatworkNotifier, ChatworkSettings
 from structlog.testing import capture_logs
 
+import kibertas_async_chatwork
 from kibertas_async.engine.results import RunReport
 from kibertas_async.errors import UsageError
 from kibertas_async.options import OptionValues
@@ -25,6 +22,9 @@ from kibertas_async.options.resolution import resolve_options
 from kibertas_async.outputs import Notifier
 from kibertas_async.plugins import AUTOLOAD_ENV, create_plugin_manager
 from kibertas_async.testing.standins.chatwork import ChatworkStandin
+from kibertas_async_chatwork import plugin
+from kibertas_async_chatwork.client import RetryPolicy
+from kibertas_async_chatwork.plugin import ChatworkNotifier, ChatworkSettings
 
 PROJECT = Path(__file__).parents[1]
 ROOM = "123456789"

@@ -27,7 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -156,8 +156,12 @@ class ExternalDnsAddon:
         self._zones = zones
         self._health_urls: dict[str, str] = {}
 
+    def prepare(self, progress: Callable[[str], None]) -> None:
+        """Build external-dns (the first time only), before any sandbox start-up deadline runs."""
+        build_external_dns(progress)
+
     def start(self, context: AddonContext) -> Sequence[ProcessSpec]:
-        """Build external-dns once (cached), then run it against this cluster and its zone."""
+        """Run external-dns (built by :meth:`prepare`) against this cluster and its zone."""
         binary = build_external_dns()
         zone = self._zones.zones[context.cluster_name]
         metrics_port = context.allocate_port()
@@ -210,9 +214,9 @@ class ExternalDnsAddon:
         """Nothing beyond the process: the records go with BIND's work directory."""
 
 
-def build_external_dns() -> Path:
+def build_external_dns(progress: Callable[[str], None] | None = None) -> Path:
     """external-dns's binary, built from the Go module proxy into the shared cache the first time."""
-    return go_command("external-dns", EXTERNAL_DNS_MODULE, EXTERNAL_DNS_VERSION, EXTERNAL_DNS_MODULE)
+    return go_command("external-dns", EXTERNAL_DNS_MODULE, EXTERNAL_DNS_VERSION, EXTERNAL_DNS_MODULE, progress=progress)
 
 
 class IngressControllerAddon:
