@@ -77,7 +77,7 @@ def test_passes_on_both_clusters_concurrently(sandbox: Sandbox, run_check: RunCh
 
 def test_leaf_key_algorithm_option(run_check: RunCheck) -> None:
     report = run_check("--cert-manager-leaf-key-algorithm", "ecdsa")
-    assert report["ok"] is True
+    assert report["ok"] is True, report["results"]
     assert "(ECDSA P-256," in result_of(report, "sandbox-1")["facts"]["leaf"]
 
 
