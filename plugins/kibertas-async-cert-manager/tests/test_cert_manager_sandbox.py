@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async_cert_manager.resources import CLUSTER_ISSUERS, condition
-from kibertas_async_cert_manager.sandbox.addon import CONTROLLER_ENV, CONTROLLER_PROCESS
+from kibertas_async_cert_manager.sandbox.addon import CONTROLLER_PROCESS, use_real_controller
 from kibertas_async_cert_manager.sandbox.issuer import Fault
 
 RunCheck = Callable[..., dict[str, Any]]
@@ -55,7 +54,7 @@ def _window(result: dict[str, object]) -> tuple[datetime, datetime]:
 def test_passes_on_both_clusters_concurrently(sandbox: Sandbox, run_check: RunCheck) -> None:
     # The real cert-manager controller issues here (the stand-in stays dormant without a fault),
     # unless the sandbox was started with the stand-in alone ($KIBERTAS_ASYNC_CERT_MANAGER_CONTROLLER).
-    if os.environ.get(CONTROLLER_ENV, "cert-manager") != "stand-in":
+    if use_real_controller():
         for cluster in ("sandbox-1", "sandbox-2"):
             assert sandbox.cluster(cluster).processes[CONTROLLER_PROCESS].is_alive()
     report = run_check()
