@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +17,29 @@ from kibertas_async.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SYNTHETIC_PLUGIN_DIR = FIXTURES / "plugins" / "kibertas-async-synthetic"
+
+
+def pip_install_copy(source: Path, site: Path, scratch: Path) -> None:
+    """pip-install a copy of the plugin distribution ``source`` into ``site`` (dist-info and entry points
+    included), building in ``scratch`` so the checkout gets no build/ or egg-info/ directories."""
+    copy = scratch / source.name
+    shutil.copytree(source, copy)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(copy),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 
 from kibertas_async import hookspecs
 from kibertas_async.sandbox.runner import Sandbox
+from tests.conftest import pip_install_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -63,24 +64,7 @@ def test_every_hook_has_a_docstring_and_is_exercised_by_a_test(hook: str) -> Non
 @pytest.fixture(scope="module")
 def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     site = tmp_path_factory.mktemp("example-site")
-    source = tmp_path_factory.mktemp("example-src") / "example-plugin"
-    subprocess.run(["cp", "-r", str(EXAMPLE), str(source)], check=True)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(source),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    pip_install_copy(EXAMPLE, site, tmp_path_factory.mktemp("example-src"))
     return site
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, pip_install_copy
 
 PLUGIN_SOURCES = ("kibertas-async-synthetic", "kibertas-async-broken")
 
@@ -20,24 +20,7 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory where the test plugins are pip-installed (dist-info and entry points included)."""
     site = tmp_path_factory.mktemp("plugin-site")
     for name in PLUGIN_SOURCES:
-        source = tmp_path_factory.mktemp("src") / name
-        subprocess.run(["cp", "-r", str(FIXTURES / "plugins" / name), str(source)], check=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-deps",
-                "--no-build-isolation",
-                "--target",
-                str(site),
-                str(source),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        pip_install_copy(FIXTURES / "plugins" / name, site, tmp_path_factory.mktemp("src"))
     return site
 
 
