@@ -2,6 +2,7 @@
 
 Layout of a state directory (default ``~/.local/state/kibertas-async/sandbox``)::
 
+    .kibertas-async-sandbox        marker: this directory is the sandbox's, it may clear it
     state.json                     pids (with start times), ports, paths, admin tokens
     etcd/data/  etcd/etcd.log      the shared etcd; each cluster has its own --etcd-prefix
     clusters/<name>/pki/           CA, API server serving cert, service-account key
@@ -13,6 +14,10 @@ Layout of a state directory (default ``~/.local/state/kibertas-async/sandbox``):
 The processes outlive ``kibertas-async sandbox up`` (each in its own session) and are found again
 through ``state.json`` by ``status`` and ``down``. The sandbox is synchronous code on purpose: it
 manages processes and files, and must not drag the async clients into the CLI's start-up.
+
+The sandbox deletes only what it made: a state directory is used only when it is empty or carries the
+marker, and clearing it (``up`` after a crash, ``down``) removes the entries listed above, nothing else;
+a kubeconfig is overwritten or deleted only when every context in it is one the sandbox wrote.
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ READY_TIMEOUT = 180.0
 
 KUBECONFIG_USER_PREFIX = "kibertas-async-sandbox-admin"
 """User names in the kubeconfig we write; also how we recognise a kubeconfig we may overwrite."""
+
+STATE_DIR_MARKER = ".kibertas-async-sandbox"
+"""The file that marks a state directory as the sandbox's own, written when the sandbox claims it."""
 
 _STATE_FILE = "state.json"
 _STATE_FORMAT = 1
@@ -330,14 +338,22 @@ class Sandbox:
             self.etcd.stop()
 
     def down(self) -> None:
-        """Stop every process, let add-ons clean up, delete the state directory and the kubeconfig."""
+        """Stop every process, let add-ons clean up, delete what the sandbox wrote and the kubeconfig.
+
+        Only the sandbox's own entries of the state directory are deleted (and the directory itself
+        once it is empty); a file someone else put there stays, and so does the directory then.
+        """
         self.stop_processes()
         for cluster in self.clusters:
             for addon in self._addons:
                 addon.stop(_addon_context(cluster, addon, self))
-        shutil.rmtree(self.state_dir, ignore_errors=True)
         if _is_our_kubeconfig(self.kubeconfig):
             self.kubeconfig.unlink()
+        if (self.state_dir / STATE_DIR_MARKER).exists():
+            _remove_sandbox_entries(self.state_dir)
+            (self.state_dir / STATE_DIR_MARKER).unlink()
+            with contextlib.suppress(OSError):  # not empty: someone else's files are in it
+                self.state_dir.rmdir()
 
     def save(self) -> None:
         """Write ``state.json`` atomically (readable by the owner only: it holds admin tokens)."""
@@ -542,16 +558,46 @@ def _addon_context(cluster: SandboxCluster, addon: SandboxAddon, sandbox: Sandbo
 
 
 def _claim_state_dir(state_dir: Path) -> None:
-    """Refuse a state directory with live processes; clear one left behind by a crash."""
-    previous = Sandbox.load(state_dir) if (state_dir / _STATE_FILE).exists() else None
-    if previous is not None and previous.is_running():
-        raise UsageError(
-            f"a sandbox is already running from {state_dir}; stop it with `kibertas-async sandbox down` "
-            "or choose another --state-dir"
-        )
-    if state_dir.exists():
-        shutil.rmtree(state_dir)
-    state_dir.mkdir(parents=True, mode=0o700)
+    """Use ``state_dir`` for a new sandbox: create it, or take an empty one, or clear one of ours.
+
+    A directory that is neither empty nor marked as the sandbox's (``--state-dir ~/src``, say) is
+    refused, and so is one whose sandbox still runs; nothing is deleted then.
+    """
+    if state_dir.exists() and not state_dir.is_dir():
+        raise UsageError(f"state directory {state_dir} is not a directory; choose a new or empty --state-dir")
+    marked = (state_dir / STATE_DIR_MARKER).is_file()
+    if state_dir.is_dir() and not marked:
+        try:
+            empty = not any(state_dir.iterdir())
+        except OSError as error:
+            raise UsageError(f"cannot read state directory {state_dir}: {error.strerror or error}") from None
+        if not empty:
+            raise UsageError(
+                f"state directory {state_dir} is not empty and was not made by the sandbox "
+                f"(no {STATE_DIR_MARKER} in it); nothing was deleted: choose a new or empty --state-dir"
+            )
+    if marked:
+        previous = Sandbox.load(state_dir) if (state_dir / _STATE_FILE).exists() else None
+        if previous is not None and previous.is_running():
+            raise UsageError(
+                f"a sandbox is already running from {state_dir}; stop it with `kibertas-async sandbox down` "
+                "or choose another --state-dir"
+            )
+        _remove_sandbox_entries(state_dir)  # left behind by a crash or a failed start
+    try:
+        state_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create state directory {state_dir}: {error.strerror or error}") from None
+    _write_private(state_dir / STATE_DIR_MARKER, "This directory holds a kibertas-async sandbox's state.\n")
+
+
+def _remove_sandbox_entries(state_dir: Path) -> None:
+    """Delete what the sandbox writes into its state directory (the layout above), and nothing else."""
+    for name in ("etcd", "clusters"):
+        shutil.rmtree(state_dir / name, ignore_errors=True)
+    for name in (_STATE_FILE, RUN_CONFIG_NAME):
+        for path in (state_dir / name, state_dir / f".{name}.partial"):
+            path.unlink(missing_ok=True)
 
 
 def _check_kubeconfig_is_ours(path: Path) -> None:
@@ -560,10 +606,28 @@ def _check_kubeconfig_is_ours(path: Path) -> None:
 
 
 def _is_our_kubeconfig(path: Path) -> bool:
+    """Whether ``path`` is a kubeconfig the sandbox wrote: every context in it uses a sandbox user.
+
+    A kubeconfig that merely contains our contexts among the user's own (merged with ``kubectl config
+    view --flatten``, say) is the user's, and is never overwritten or deleted.
+    """
+    import yaml
+
     try:
-        return KUBECONFIG_USER_PREFIX in path.read_text()
-    except (FileNotFoundError, UnicodeDecodeError):
+        loaded: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False
+    if not isinstance(loaded, dict):
+        return False
+    users = [entry.get("name") for entry in _entries(loaded, "users") if isinstance(entry, dict)]
+    contexts = [entry.get("context") if isinstance(entry, dict) else None for entry in _entries(loaded, "contexts")]
+    names = [*users, *(context.get("user") if isinstance(context, dict) else None for context in contexts)]
+    return bool(users) and all(isinstance(name, str) and name.startswith(KUBECONFIG_USER_PREFIX) for name in names)
+
+
+def _entries(kubeconfig: dict[str, Any], key: str) -> list[Any]:
+    value = kubeconfig.get(key)
+    return value if isinstance(value, list) else []
 
 
 def _kubeconfig(clusters: Sequence[SandboxCluster]) -> dict[str, Any]:

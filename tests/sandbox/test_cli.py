@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from kibertas_async.sandbox.build import binaries_for
-from kibertas_async.sandbox.runner import Sandbox
+from kibertas_async.errors import UsageError
+from kibertas_async.sandbox.build import SandboxBinaries, binaries_for
+from kibertas_async.sandbox.errors import SandboxError
+from kibertas_async.sandbox.runner import STATE_DIR_MARKER, Sandbox, SandboxConfig
 from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
 from tests.sandbox.processes import live_processes
 
@@ -22,6 +24,12 @@ def sandbox_command(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kibertas_async.sandbox", *args], capture_output=True, text=True, timeout=300
     )
+
+
+def cli_command(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed ``kibertas-async`` console script, as a user runs it."""
+    script = Path(sys.executable).with_name("kibertas-async")
+    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture
@@ -105,6 +113,122 @@ def test_a_server_that_dies_at_start_is_reported_with_its_log(state_dir: Path, t
     assert "etcd: cannot start: disk on fire" in up.stderr
     assert "sandbox down" in up.stderr
     assert not (tmp_path / "k").exists()
+
+
+def _broken_release(directory: Path) -> SandboxBinaries:
+    """Binaries that all exit at once, so a start gets past claiming its directories and then fails."""
+    directory.mkdir()
+    for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok"):
+        script = directory / name
+        script.write_text(f"#!/bin/sh\necho '{name}: cannot start' >&2\nexit 3\n")
+        script.chmod(0o755)
+    return SandboxBinaries.in_directory(directory)
+
+
+def _start_broken(state_dir: Path, kubeconfig: Path, binaries: SandboxBinaries) -> None:
+    config = SandboxConfig(cluster_names=("one",), state_dir=state_dir, kubeconfig=kubeconfig, addons=())
+    with pytest.raises(SandboxError, match="etcd exited"):
+        Sandbox.start(config, die_with_parent=True, binaries=binaries)
+
+
+def test_up_refuses_a_state_dir_that_is_not_empty_and_not_ours(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "main.c").write_text("int main(void) { return 0; }\n")
+    kubeconfig = tmp_path / "kubeconfig"
+    up = cli_command("sandbox", "up", "--state-dir", str(source), "--kubeconfig", str(kubeconfig))
+    assert up.returncode == 2, up.stderr
+    assert up.stderr.count("\n") == 1, up.stderr
+    assert up.stderr.startswith("kibertas-async: error: state directory ")
+    assert "is not empty and was not made by the sandbox" in up.stderr
+    assert "Traceback" not in up.stderr
+    assert sorted(path.name for path in source.iterdir()) == ["main.c"]
+    assert (source / "main.c").read_text() == "int main(void) { return 0; }\n"
+    assert not kubeconfig.exists()
+
+
+def test_up_refuses_a_state_dir_path_that_is_a_file(tmp_path: Path) -> None:
+    not_a_directory = tmp_path / "notes.txt"
+    not_a_directory.write_text("mine\n")
+    up = cli_command("sandbox", "up", "--state-dir", str(not_a_directory), "--kubeconfig", str(tmp_path / "k"))
+    assert up.returncode == 2, up.stderr
+    assert up.stderr.count("\n") == 1
+    assert "is not a directory" in up.stderr
+    assert not_a_directory.read_text() == "mine\n"
+
+
+def test_an_empty_state_dir_is_taken_and_marked(tmp_path: Path) -> None:
+    state = tmp_path / "empty"
+    state.mkdir()
+    _start_broken(state, tmp_path / "kubeconfig", _broken_release(tmp_path / "bin"))
+    assert (state / STATE_DIR_MARKER).is_file()
+    assert (state / "state.json").is_file()  # kept so that `sandbox down` finds the logs to remove
+
+
+def test_a_marked_state_dir_is_reused_and_only_our_entries_are_cleared(tmp_path: Path) -> None:
+    state, kubeconfig, binaries = tmp_path / "state", tmp_path / "kubeconfig", _broken_release(tmp_path / "bin")
+    _start_broken(state, kubeconfig, binaries)
+    (state / "etcd" / "stale-from-the-crash").write_text("old\n")
+    (state / "notes.txt").write_text("someone's own file\n")
+
+    _start_broken(state, kubeconfig, binaries)  # reused: no UsageError, stale sandbox files cleared
+    assert not (state / "etcd" / "stale-from-the-crash").exists()
+    assert (state / "notes.txt").read_text() == "someone's own file\n"
+
+    leftover = Sandbox.load(state)
+    assert leftover is not None
+    leftover.down()
+    assert sorted(path.name for path in state.iterdir()) == ["notes.txt"]  # the directory stays for it
+
+
+def test_down_removes_a_state_dir_holding_only_what_the_sandbox_wrote(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _start_broken(state, state / "kubeconfig", _broken_release(tmp_path / "bin"))
+    leftover = Sandbox.load(state)
+    assert leftover is not None
+    leftover.down()
+    assert not state.exists()
+
+
+def test_down_deletes_nothing_in_a_directory_without_the_marker(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _start_broken(state, tmp_path / "kubeconfig", _broken_release(tmp_path / "bin"))
+    (state / STATE_DIR_MARKER).unlink()  # as if state.json had been copied into a directory of the user's
+    leftover = Sandbox.load(state)
+    assert leftover is not None
+    leftover.down()
+    assert (state / "state.json").is_file()
+    assert (state / "etcd").is_dir()
+
+
+MERGED_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+current-context: work
+clusters:
+- {name: work, cluster: {server: "https://work.example.com"}}
+- {name: sandbox-1, cluster: {server: "https://127.0.0.1:20001"}}
+users:
+- {name: me, user: {token: mine}}
+- {name: kibertas-async-sandbox-admin-sandbox-1, user: {token: sandbox}}
+contexts:
+- {name: work, context: {cluster: work, user: me}}
+- {name: sandbox-1, context: {cluster: sandbox-1, user: kibertas-async-sandbox-admin-sandbox-1}}
+"""
+
+
+def test_a_kubeconfig_that_merely_holds_sandbox_contexts_is_never_deleted_or_overwritten(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(MERGED_KUBECONFIG)
+    config = SandboxConfig(cluster_names=("one",), state_dir=tmp_path / "state", kubeconfig=kubeconfig, addons=())
+    with pytest.raises(UsageError, match="was not written by the sandbox"):
+        Sandbox.start(config, die_with_parent=True, binaries=_broken_release(tmp_path / "bin"))
+    assert not (tmp_path / "state").exists()
+
+    (tmp_path / "state").mkdir()
+    recorded = Sandbox(tmp_path / "state", kubeconfig, "1.36.3", _broken_release(tmp_path / "bin2"))
+    recorded.down()
+    assert kubeconfig.read_text() == MERGED_KUBECONFIG
 
 
 def test_importing_the_cli_module_loads_nothing_but_the_standard_library() -> None:
