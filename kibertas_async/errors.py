@@ -55,3 +55,14 @@ class StepTimeout(CheckError):
     def __init__(self, reason: str, *, step: str, timeout: float) -> None:
         super().__init__(reason, step=step)
         self.timeout = timeout
+
+
+def primary_exception(error: BaseException) -> BaseException:
+    """The exception that explains a failure, looking inside exception groups (from task groups): the
+    first :class:`CheckError` found at any depth, else the first exception of the innermost group."""
+    if not isinstance(error, BaseExceptionGroup):
+        return error
+    check_errors = error.subgroup(lambda e: isinstance(e, CheckError))
+    if check_errors is not None:
+        return primary_exception(check_errors.exceptions[0])
+    return primary_exception(error.exceptions[0])

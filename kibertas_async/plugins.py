@@ -22,6 +22,7 @@ from kibertas_async import hookspecs
 from kibertas_async.checks import Check
 from kibertas_async.engine.results import PluginProblem
 from kibertas_async.errors import PluginError
+from kibertas_async.hookcalls import call_each
 from kibertas_async.options import Option
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
@@ -48,6 +49,8 @@ class Registry:
     options: list[Option[Any]] = field(default_factory=list)
     check_plugin: dict[str, PluginInfo] = field(default_factory=dict)
     problems: list[PluginProblem] = field(default_factory=list)
+    plugin_info: dict[str, PluginInfo] = field(default_factory=dict)
+    """Plugin name (as pluggy knows it) → where it came from."""
 
     @property
     def hook(self) -> Any:
@@ -114,10 +117,7 @@ def _register(registry: Registry, plugin: ModuleType | object, info: PluginInfo)
         registry.manager.register(plugin, name=info.name)
     except (pluggy.PluginValidationError, ValueError) as error:
         raise PluginError(f"plugin {info.name!r} cannot be registered: {error}") from None
-    _PLUGIN_INFO[id(plugin)] = info
-
-
-_PLUGIN_INFO: dict[int, PluginInfo] = {}
+    registry.plugin_info[info.name] = info
 
 
 def _collect(registry: Registry) -> None:
@@ -132,26 +132,33 @@ def _collect(registry: Registry) -> None:
         seen_options[option.name] = option
         registry.options.append(option)
 
-    for impl in registry.manager.hook.kibertas_async_register_options.get_hookimpls():
-        options: list[Option[Any]] = impl.function() or []  # type: ignore[assignment]
-        for option in options:
-            add_option(option, impl.plugin_name)
-    for impl in registry.manager.hook.kibertas_async_register_checks.get_hookimpls():
-        checks: list[object] = impl.function() or []  # type: ignore[assignment]
-        for check in checks:
+    hook = registry.manager.hook
+    # In load order (pluggy answers last-registered first), each plugin on its own: one that raises is a
+    # problem named after it and its hook, and the others' checks and options still load.
+    for answer in reversed(call_each(hook.kibertas_async_register_options, registry.problems)):
+        for option in _as_list(answer.value, answer.plugin, "kibertas_async_register_options"):
+            add_option(option, answer.plugin)
+    for answer in reversed(call_each(hook.kibertas_async_register_checks, registry.problems)):
+        for check in _as_list(answer.value, answer.plugin, "kibertas_async_register_checks"):
             if not (isinstance(check, type) and issubclass(check, Check)):
-                raise PluginError(f"plugin {impl.plugin_name!r} registered {check!r}, which is not a Check subclass")
+                raise PluginError(f"plugin {answer.plugin!r} registered {check!r}, which is not a Check subclass")
             if check.name in registry.checks:
                 raise PluginError(
                     f"check {check.name!r} is registered by two plugins: "
-                    f"{registry.check_plugin[check.name].name!r} and {impl.plugin_name!r}"
+                    f"{registry.check_plugin[check.name].name!r} and {answer.plugin!r}"
                 )
             registry.checks[check.name] = check
-            registry.check_plugin[check.name] = _PLUGIN_INFO.get(
-                id(impl.plugin), PluginInfo(impl.plugin_name, "?", "?")
+            registry.check_plugin[check.name] = registry.plugin_info.get(
+                answer.plugin, PluginInfo(answer.plugin, "?", "?")
             )
             for option in check.options:
-                add_option(option, impl.plugin_name)
+                add_option(option, answer.plugin)
+
+
+def _as_list(value: object, plugin: str, hook: str) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise PluginError(f"plugin {plugin!r}: {hook} must return a list, not {type(value).__name__}")
+    return list(value)
 
 
 def _own_version() -> str:

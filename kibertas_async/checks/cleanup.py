@@ -39,9 +39,16 @@ class CleanupStack:
         self._action_timeout = action_timeout
         self._guard = guard
 
-    def push(self, description: str, action: CleanupAction) -> None:
-        """Register an undo action; call it right after creating what it undoes."""
-        self._actions.append((description, action))
+    def push(self, description: str, action: CleanupAction) -> object:
+        """Register an undo action; call it right after creating what it undoes (or, when the undo can
+        tell whether there is anything to undo, right before). Returns a handle for :meth:`discard`."""
+        entry = (description, action)
+        self._actions.append(entry)
+        return entry
+
+    def discard(self, handle: object) -> None:
+        """Forget an action registered with :meth:`push` (what it would undo was never made)."""
+        self._actions = [entry for entry in self._actions if entry is not handle]
 
     def __len__(self) -> int:
         return len(self._actions)

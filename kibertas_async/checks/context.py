@@ -15,20 +15,32 @@ import anyio
 
 from kibertas_async.checks.cleanup import CleanupStack
 from kibertas_async.engine.results import Outcome, StepResult
-from kibertas_async.errors import CheckError, CheckFailed, CheckSkipped, StepTimeout
+from kibertas_async.errors import CheckError, CheckFailed, CheckSkipped, StepTimeout, primary_exception
+from kibertas_async.kube.errors import KubeApiError
 from kibertas_async.kube.resources import NAMESPACES, Resource
 
 if TYPE_CHECKING:
-    from kibertas_async.events import Logger
+    from kibertas_async.events import Logger, SecretRedactor
     from kibertas_async.kube import ClusterTarget, KubeClient, KubeObject
     from kibertas_async.options import OptionValues
 
 T = TypeVar("T")
 
+
+def _random_suffix(length: int) -> str:
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(length))
+
+
+def _uid(obj: KubeObject) -> str:
+    return str((obj.get("metadata") or {}).get("uid", ""))
+
+
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kibertas-async"
 RUN_ID_LABEL = "kibertas-async/run-id"
 CHECK_LABEL = "kibertas-async/check"
+OBJECT_ID_LABEL = "kibertas-async/object-id"
+"""Put on an object created with ``generateName``, so cleanup can find it before its name is known."""
 
 
 class Step:
@@ -47,6 +59,7 @@ class Step:
 
     def progress(self, detail: str) -> None:
         """Record the latest observation (e.g. ``1/2 replicas ready``); a timeout reports it."""
+        detail = self._ctx.redact(detail)
         if detail != self.result.detail:
             self.result.detail = detail
             self._ctx.log.debug("step.progress", step=self.name, detail=detail)
@@ -67,18 +80,26 @@ class Step:
         swallowed = self._scope.__exit__(exc_type, exc, tb)
         self.result.duration = anyio.current_time() - self._started
         timed_out = self._scope.cancelled_caught
+        # A task group inside the step wraps what its tasks raised: judge (and re-raise) the exception
+        # that explains the failure, so a CheckFailed in a group is FAILED with its step, not ERROR.
+        primary = primary_exception(exc) if exc is not None else None
+        cancelled = isinstance(primary, anyio.get_cancelled_exc_class())
         if timed_out:
             self.result.outcome = Outcome.TIMEOUT
-        elif isinstance(exc, CheckFailed):
+        elif isinstance(primary, CheckFailed):
             self.result.outcome = Outcome.FAILED
-        elif isinstance(exc, CheckSkipped):
+        elif isinstance(primary, CheckSkipped):
             self.result.outcome = Outcome.SKIPPED
-        elif isinstance(exc, Exception):
-            self.result.outcome = Outcome.ERROR
-        elif exc is not None:  # cancelled from outside: check or run deadline, or a signal
+        elif isinstance(primary, StepTimeout):
             self.result.outcome = Outcome.TIMEOUT
-        if isinstance(exc, CheckError) and exc.step is None:
-            exc.step = self.name
+        elif cancelled:
+            # Cancelled from outside: TIMEOUT only if a deadline we know of (the check's, the run's) has
+            # passed; a failing sibling task or a signal is not a timeout.
+            self.result.outcome = Outcome.TIMEOUT if anyio.current_time() >= self._ctx.deadline else Outcome.CANCELLED
+        elif isinstance(primary, Exception):
+            self.result.outcome = Outcome.ERROR
+        if isinstance(primary, CheckError) and primary.step is None:
+            primary.step = self.name
         self._ctx.log.info(
             "step.finished",
             step=self.name,
@@ -94,6 +115,8 @@ class Step:
                 step=self.name,
                 timeout=self._timeout or 0.0,
             )
+        if isinstance(exc, BaseExceptionGroup) and isinstance(primary, CheckError):
+            raise primary
         return bool(swallowed)
 
 
@@ -110,6 +133,8 @@ class CheckContext:
         log: Logger,
         cleanup: CleanupStack,
         kube: KubeClient | None,
+        deadline: float = math.inf,
+        redactor: SecretRedactor | None = None,
     ) -> None:
         self.run_id = run_id
         self.check_name = check_name
@@ -122,6 +147,9 @@ class CheckContext:
         self.cleanup = cleanup
         """Register undo actions here the moment something is created (``ctx.create`` does it for you)."""
         self._kube = kube
+        self.deadline = deadline
+        """When the check (or the run) runs out of time, on anyio's clock; ``inf`` without a limit."""
+        self._redactor = redactor
         self._steps: list[Step] = []
         self.facts: dict[str, str] = {}
         self.results: list[StepResult] = []
@@ -144,6 +172,10 @@ class CheckContext:
         if self.current_step is not None:
             self.current_step.progress(detail)
 
+    def redact(self, text: str) -> str:
+        """``text`` with every secret the run knows of replaced by ``<redacted>``."""
+        return self._redactor.text(text) if self._redactor is not None else text
+
     def fail(self, reason: str) -> NoReturn:
         """End the check as FAILED (NG) in the current step, with a reason a human understands."""
         raise CheckFailed(reason)
@@ -154,8 +186,9 @@ class CheckContext:
 
     def fact(self, key: str, value: object) -> None:
         """Report something learned (shown in reports even on success), e.g. which node joined."""
-        self.facts[key] = str(value)
-        self.log.info("check.fact", key=key, value=str(value))
+        text = self.redact(str(value))
+        self.facts[key] = text
+        self.log.info("check.fact", key=key, value=text)
 
     # --- Kubernetes ---------------------------------------------------------------------------
 
@@ -172,38 +205,108 @@ class CheckContext:
         return {MANAGED_BY_LABEL: MANAGED_BY, RUN_ID_LABEL: self.run_id, CHECK_LABEL: self.check_name}
 
     async def create(self, resource: Resource, manifest: KubeObject, namespace: str | None = None) -> KubeObject:
-        """Create an object with our labels and register its deletion, in one move."""
+        """Create an object with our labels, its deletion registered before the request is sent.
+
+        So an interrupted request (a deadline, a signal) still leaves nothing behind: if no answer came,
+        cleanup looks the object up by name and deletes it only if it carries this run's and this
+        check's labels. If the API server refuses the object (4xx, e.g. 409 for a name already taken),
+        nothing was created and nothing will be deleted; the :class:`KubeApiError` is raised as is.
+        Deletion uses the object's uid as a precondition, so an object of the same name made by
+        someone else later is never touched. Requires ``metadata.name`` or ``metadata.generateName``.
+        """
         metadata = dict(manifest.get("metadata") or {})
-        metadata["labels"] = {**(metadata.get("labels") or {}), **self.labels}
-        created = await self.kube.create(resource, {**manifest, "metadata": metadata}, namespace)
-        name = created["metadata"]["name"]
-        where = f"{namespace}/" if namespace else ""
-        self.log.info("object.created", kind=resource.kind, name=f"{where}{name}")
-
-        async def delete() -> None:
-            await self.kube.delete(resource, name, namespace, propagation="Background")
-
-        self.cleanup.push(f"delete {resource.kind} {where}{name}", delete)
-        return created
+        labels = {**(metadata.get("labels") or {}), **self.labels}
+        if not metadata.get("name"):
+            if not metadata.get("generateName"):
+                raise ValueError(f"ctx.create({resource.kind}): the manifest needs metadata.name or generateName")
+            labels[OBJECT_ID_LABEL] = _random_suffix(12)
+        metadata["labels"] = labels
+        return await self._create_owned(resource, {**manifest, "metadata": metadata}, namespace)
 
     async def namespace(self, prefix: str | None = None) -> str:
-        """Create a labelled throwaway namespace ``<prefix>-test-YYYYMMDD-xxxxx`` and register its removal.
+        """Create a labelled throwaway namespace ``<prefix>-test-YYYYMMDD-xxxxx`` and register its removal
+        (before the request, as :meth:`create` does).
 
         Cleanup deletes it and waits (within the cleanup time box) until it is really gone.
         """
         stem = (prefix or self.check_name)[:30].rstrip("-")
-        suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
-        name = f"{stem}-test-{datetime.now(UTC):%Y%m%d}-{suffix}"
+        name = f"{stem}-test-{datetime.now(UTC):%Y%m%d}-{_random_suffix(5)}"
         manifest: KubeObject = {"metadata": {"name": name, "labels": self.labels}}
-        await self.kube.create(NAMESPACES, manifest)
-        self.log.info("object.created", kind="Namespace", name=name)
-
-        async def delete_and_wait() -> None:
-            if await self.kube.delete(NAMESPACES, name, propagation="Background"):
-                await self.kube.wait_for(NAMESPACES, name, None, lambda obj: obj is None)
-
-        self.cleanup.push(f"delete Namespace {name}", delete_and_wait)
+        await self._create_owned(NAMESPACES, manifest, None, wait_until_gone=True)
         return name
+
+    def _is_ours(self, obj: KubeObject) -> bool:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return bool(labels.get(RUN_ID_LABEL) == self.run_id and labels.get(CHECK_LABEL) == self.check_name)
+
+    async def _create_owned(
+        self, resource: Resource, manifest: KubeObject, namespace: str | None, *, wait_until_gone: bool = False
+    ) -> KubeObject:
+        metadata = manifest["metadata"]
+        where = f"{namespace}/" if namespace else ""
+        known: dict[str, str] = {}
+        if metadata.get("name"):
+            known["name"] = metadata["name"]
+        shown = known.get("name") or f"{metadata.get('generateName', '')}*"
+
+        async def find_ours() -> KubeObject | None:
+            """The object this create made, if the request went through without us hearing the answer."""
+            if "name" in known:
+                obj = await self.kube.get(resource, known["name"], namespace)
+                return obj if obj is not None and self._is_ours(obj) else None
+            object_id = metadata["labels"][OBJECT_ID_LABEL]
+            listed = await self.kube.list(resource, namespace, label_selector=f"{OBJECT_ID_LABEL}={object_id}")
+            return next((obj for obj in listed["items"] if self._is_ours(obj)), None)
+
+        async def delete() -> None:
+            if "uid" not in known:
+                found = await find_ours()
+                if found is None:
+                    return
+                known.update(name=found["metadata"]["name"], uid=found["metadata"]["uid"])
+            if await self._delete_exact(resource, known["name"], namespace, known["uid"]) and wait_until_gone:
+                await self.kube.wait_for(
+                    resource, known["name"], namespace, lambda obj: obj is None or _uid(obj) != known["uid"]
+                )
+
+        handle = self.cleanup.push(f"delete {resource.kind} {where}{shown}", delete)
+        try:
+            created = await self.kube.create(resource, manifest, namespace)
+        except KubeApiError as error:
+            if error.status == 409 and "name" in known:
+                # A retried POST whose first attempt went through: the object may be ours after all.
+                found = await find_ours()
+                if found is not None:
+                    created = found
+                else:
+                    self.cleanup.discard(handle)  # someone else's object has that name: never delete it
+                    raise
+            elif 400 <= error.status < 500:
+                self.cleanup.discard(handle)  # refused: nothing was created
+                raise
+            else:
+                raise
+        known.update(name=created["metadata"]["name"], uid=_uid(created))
+        self.log.info("object.created", kind=resource.kind, name=f"{where}{known['name']}")
+        return created
+
+    async def _delete_exact(self, resource: Resource, name: str, namespace: str | None, uid: str) -> bool:
+        """Delete this very object (its uid as precondition); ``False`` if it was already gone."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "propagationPolicy": "Background",
+            "preconditions": {"uid": uid},
+        }
+        try:
+            await self.kube.request("DELETE", resource.path(namespace, name), body=body)
+        except KubeApiError as error:
+            if error.status == 404:
+                return False
+            if error.status == 409:  # the uid differs: that name is now someone else's object
+                return False
+            raise
+        return True
 
     async def wait_for(
         self,

@@ -20,11 +20,18 @@ class Outcome(enum.Enum):
     """A step, the check or the run ran out of time; ``step`` names what was waiting."""
     SKIPPED = "skipped"
     """The check does not apply here, or the run was stopped before it started."""
+    CANCELLED = "cancelled"
+    """A step only, never a check: stopped from outside by something other than a deadline (a sibling
+    task failed, a signal arrived)."""
 
     @property
     def ok(self) -> bool:
         """Whether this outcome lets the run exit 0."""
         return self in (Outcome.PASSED, Outcome.SKIPPED)
+
+
+CHECK_OUTCOMES = (Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT, Outcome.SKIPPED)
+"""The outcomes a check can end with (``CANCELLED`` is for steps only)."""
 
 
 @dataclass
@@ -82,10 +89,19 @@ class CheckResult:
 
 @dataclass
 class PluginProblem:
-    """A plugin that could not be loaded; its checks did not run."""
+    """A plugin that failed: it could not be loaded (its checks did not run), or one of its hooks or the
+    reporter it registered raised (the run went on without it)."""
 
     plugin: str
     error: str
+    hook: str = ""
+    """The hook (or ``Reporter.write``) that raised; empty when the plugin failed to load."""
+
+    def describe(self) -> str:
+        """One line for people: ``plugin X failed to load: ...`` or ``plugin X: hook H raised ...``."""
+        if self.hook:
+            return f"plugin {self.plugin}: {self.hook} raised {self.error}"
+        return f"plugin {self.plugin} failed to load: {self.error}"
 
 
 @dataclass
@@ -112,8 +128,8 @@ class RunReport:
         )
 
     def counts(self) -> dict[Outcome, int]:
-        """How many results have each outcome (every outcome present, zero included)."""
-        counts = dict.fromkeys(Outcome, 0)
+        """How many results have each check outcome (every one present, zero included)."""
+        counts = dict.fromkeys(CHECK_OUTCOMES, 0)
         for result in self.results:
             counts[result.outcome] += 1
         return counts

@@ -9,6 +9,8 @@ checks (their cleanup still runs), a second abandons cleanup.
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,11 +22,12 @@ import anyio
 from kibertas_async.checks import Check, CheckContext, CleanupGuard, CleanupStack
 from kibertas_async.engine import settings
 from kibertas_async.engine.results import CheckResult, CleanupResult, Outcome, PluginProblem, RunReport
-from kibertas_async.errors import CheckError, CheckFailed, CheckSkipped, StepTimeout
-from kibertas_async.events import REDACTOR, get_logger
+from kibertas_async.errors import CheckError, CheckFailed, CheckSkipped, StepTimeout, primary_exception
+from kibertas_async.events import REDACTOR, environment_secrets, get_logger
+from kibertas_async.hookcalls import call_each
 from kibertas_async.kube import ClusterTarget, ClusterUnreachable, KubeClient, connect
 from kibertas_async.options import OptionValues
-from kibertas_async.outputs import Notifier, Reporter, RunInfo
+from kibertas_async.outputs import Notifier, RunInfo
 
 SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -98,8 +101,46 @@ class Engine:
             plugin_problems=list(plan.plugin_problems),
         )
         self.log = get_logger(run_id=plan.run_id)
-        for values in [options, *plan.cluster_options.values()]:
-            REDACTOR.add(values.secrets())
+        self.redactor = REDACTOR
+        self._learn_secrets()
+        for problem in self.report.plugin_problems:
+            problem.error = self.redactor.text(problem.error)
+        self._run_deadline = math.inf
+
+    def _learn_secrets(self) -> None:
+        """Every secret this run may meet, before anything is logged: secret option values, the
+        kubeconfig's credentials, cloud and SaaS keys in the environment."""
+        from kibertas_async.clusters.credentials import kubeconfig_secrets
+        from kibertas_async.clusters.selection import kubeconfig_paths
+
+        for values in [self.plan.run_options, *self.plan.cluster_options.values()]:
+            self.redactor.add(values.secrets())
+        self.redactor.add(environment_secrets(os.environ))
+        files = {
+            path
+            for target in self.plan.clusters
+            if not target.in_cluster
+            for path in kubeconfig_paths(target.kubeconfig, os.environ)
+        }
+        in_cluster = any(target.in_cluster for target in self.plan.clusters)
+        self.redactor.add(kubeconfig_secrets(sorted(files), in_cluster=in_cluster))
+
+    def _call_hook(self, caller: Any, **kwargs: Any) -> list[Any]:
+        """Call one hook plugin by plugin; a plugin whose implementation raises is a plugin problem
+        (logged, exit code 1) and the run goes on."""
+        problems: list[Any] = []
+        answers = call_each(caller, problems, **kwargs)
+        for problem in problems:
+            self._plugin_failed(problem)
+        return answers
+
+    def _plugin_failed(self, problem: PluginProblem) -> None:
+        """Record a plugin's failure once per plugin and hook (``check_finished`` may fail for every check)."""
+        if any((p.plugin, p.hook) == (problem.plugin, problem.hook) for p in self.report.plugin_problems):
+            return
+        problem.error = self.redactor.text(problem.error)
+        self.report.plugin_problems.append(problem)
+        self.log.error("plugin.failed", plugin=problem.plugin, hook=problem.hook, reason=problem.error)
 
     @property
     def exit_code(self) -> int:
@@ -111,23 +152,25 @@ class Engine:
     async def run(self) -> RunReport:
         """Run every check on every cluster, then the reporters and notifiers."""
         started = anyio.current_time()
-        self.hook.kibertas_async_run_started(
+        self.log.info("run.started", clusters=self.report.clusters, checks=self.report.checks)
+        for problem in self.report.plugin_problems:
+            self.log.error("plugin.failed", plugin=problem.plugin, hook=problem.hook, reason=problem.error)
+        self._call_hook(
+            self.hook.kibertas_async_run_started,
             run=RunInfo(
                 run_id=self.plan.run_id,
                 started_at=self.report.started_at,
                 clusters=tuple(self.report.clusters),
                 checks=tuple(self.report.checks),
-            )
+            ),
         )
-        self.log.info("run.started", clusters=self.report.clusters, checks=self.report.checks)
-        for problem in self.plan.plugin_problems:
-            self.log.error("plugin.failed", plugin=problem.plugin, reason=problem.error)
         run_timeout = self.plan.run_options[settings.RUN_TIMEOUT]
+        self._run_deadline = started + run_timeout
         try:
             async with anyio.create_task_group() as supervisor:
                 if self._handle_signals:
                     supervisor.start_soon(self._watch_signals)
-                with anyio.CancelScope(deadline=started + run_timeout) as run_scope:
+                with anyio.CancelScope(deadline=self._run_deadline) as run_scope:
                     self._run_scope = run_scope
                     async with anyio.create_task_group() as checks:
                         for target in self.plan.clusters:
@@ -149,7 +192,7 @@ class Engine:
             counts=counts,
             **({"interrupted_by": self.report.interrupted_by} if self.report.interrupted_by else {}),
         )
-        self.hook.kibertas_async_run_finished(report=self.report)
+        self._call_hook(self.hook.kibertas_async_run_finished, report=self.report)
         await self._deliver()
         return self.report
 
@@ -188,13 +231,19 @@ class Engine:
                 result.reason = f"not started: {self._cancel_reason()}"
             raise
         finally:
+            _redact_result(result, self.redactor)
             self.report.results.append(result)
-            self.hook.kibertas_async_check_finished(result=result)
+            self._call_hook(self.hook.kibertas_async_check_finished, result=result)
+
+    def _run_deadline_passed(self) -> bool:
+        return anyio.current_time() >= self._run_deadline
 
     def _cancel_reason(self) -> str:
         if self._stop_reason is not None:
             return self._stop_reason
-        return f"run timeout of {self.plan.run_options[settings.RUN_TIMEOUT]:g}s reached"
+        if self._run_deadline_passed():
+            return f"run timeout of {self.plan.run_options[settings.RUN_TIMEOUT]:g}s reached"
+        return "cancelled by the engine (no deadline had passed)"
 
     async def _execute(self, target: ClusterTarget, check: type[Check], result: CheckResult) -> None:
         """Run one check and its cleanup, filling in ``result`` (also when cancelled from outside)."""
@@ -211,7 +260,8 @@ class Engine:
         ctx: CheckContext | None = None
         log.info("check.started", timeout=timeout)
         try:
-            with anyio.CancelScope(deadline=started + timeout) as check_scope:
+            check_deadline = started + timeout
+            with anyio.CancelScope(deadline=check_deadline) as check_scope:
                 try:
                     kube = (await self._sessions[target.name].client()).view() if check.needs_kubernetes else None
                 except ClusterUnreachable as error:
@@ -225,11 +275,13 @@ class Engine:
                         log=log,
                         cleanup=cleanup,
                         kube=kube,
+                        deadline=min(check_deadline, self._run_deadline),
+                        redactor=self.redactor,
                     )
                     try:
                         await check().run(ctx)
                     except Exception as raised:
-                        _record_exception(result, _primary(raised), ctx)
+                        _record_exception(result, primary_exception(raised), ctx)
                     else:
                         result.outcome = Outcome.PASSED
             if check_scope.cancelled_caught:
@@ -238,11 +290,10 @@ class Engine:
                 where = f"; step '{waiting}' was still running" if waiting else ""
                 result.reason = f"check did not finish within {timeout:g}s{where}{_last_seen(ctx, waiting)}"
         except anyio.get_cancelled_exc_class():
+            # Cancelled from outside the check: TIMEOUT only when the run's deadline passed.
             waiting = _waiting_step(ctx)
-            result.outcome, result.step = (
-                Outcome.TIMEOUT if self._stop_reason is None else Outcome.ERROR,
-                waiting,
-            )
+            timed_out = self._stop_reason is None and self._run_deadline_passed()
+            result.outcome, result.step = (Outcome.TIMEOUT if timed_out else Outcome.ERROR), waiting
             result.reason = self._cancel_reason() + (f" during step '{waiting}'" if waiting else "")
             await self._finish(result, ctx, cleanup, started, log)
             raise
@@ -278,21 +329,23 @@ class Engine:
     # --- outputs -------------------------------------------------------------------------------
 
     async def _deliver(self) -> None:
-        reporters: list[Reporter] = [
-            reporter
-            for reporters in self.hook.kibertas_async_register_reporters(options=self.plan.run_options)
-            for reporter in reporters
-        ]
-        for reporter in reversed(reporters):  # pluggy calls last-registered first; report in load order
-            try:
-                reporter.write(self.report)
-            except Exception as error:
-                self.log.error("reporter.failed", reporter=reporter.name, reason=f"{type(error).__name__}: {error}")
+        # Both registration hooks first, so a plugin failing in either is in every report.
+        reporter_answers = self._call_hook(self.hook.kibertas_async_register_reporters, options=self.plan.run_options)
         notifiers: list[Notifier] = [
             notifier
-            for notifiers in self.hook.kibertas_async_register_notifiers(options=self.plan.run_options)
-            for notifier in notifiers
+            for answer in self._call_hook(self.hook.kibertas_async_register_notifiers, options=self.plan.run_options)
+            for notifier in answer.value
         ]
+        # pluggy calls last-registered first; report in load order.
+        for answer in reversed(reporter_answers):
+            for reporter in answer.value:
+                try:
+                    reporter.write(self.report)
+                except Exception as error:
+                    name = getattr(reporter, "name", type(reporter).__name__)
+                    self._plugin_failed(
+                        PluginProblem(answer.plugin, f"{type(error).__name__}: {error}", f"reporter {name!r} write")
+                    )
         if not notifiers:
             return
         limit = self.plan.run_options[settings.NOTIFY_TIMEOUT]
@@ -308,17 +361,24 @@ class Engine:
         except TimeoutError:
             self.log.error("notifier.failed", notifier=notifier.name, reason=f"did not finish within {limit:g}s")
         except Exception as error:
-            self.log.error("notifier.failed", notifier=notifier.name, reason=f"{type(error).__name__}: {error}")
+            reason = self.redactor.text(f"{type(error).__name__}: {error}")
+            self.log.error("notifier.failed", notifier=notifier.name, reason=reason)
         else:
             self.log.info("notifier.finished", notifier=notifier.name)
 
 
-def _primary(error: BaseException) -> BaseException:
-    """The exception that explains a failure, looking inside exception groups from task groups."""
-    while isinstance(error, BaseExceptionGroup):
-        check_errors = [e for e in error.exceptions if isinstance(e, CheckError)]
-        error = check_errors[0] if check_errors else error.exceptions[0]
-    return error
+def _redact_result(result: CheckResult, redactor: Any) -> None:
+    """Blank every secret in what a result says, before any hook, reporter or notifier sees it."""
+    result.reason = redactor.text(result.reason)
+    if result.step:
+        result.step = redactor.text(result.step)
+    result.facts = {redactor.text(key): redactor.text(value) for key, value in result.facts.items()}
+    for step in result.steps:
+        step.name = redactor.text(step.name)
+        step.detail = redactor.text(step.detail)
+    for item in result.cleanup:
+        item.description = redactor.text(item.description)
+        item.detail = redactor.text(item.detail)
 
 
 def _record_exception(result: CheckResult, error: BaseException, ctx: CheckContext) -> None:
@@ -350,7 +410,7 @@ def _waiting_step(ctx: CheckContext | None) -> str | None:
     if ctx is None:
         return None
     for step in reversed(ctx.results):
-        if step.outcome is Outcome.TIMEOUT:
+        if step.outcome in (Outcome.TIMEOUT, Outcome.CANCELLED):
             return step.name
     return None
 

@@ -2,15 +2,17 @@
 
 Every event carries what applies of: ``run_id``, ``cluster``, ``check``, ``step``, ``event``,
 ``outcome``, ``duration``. Standard-library loggers of dependencies go through the same stream.
-Secret option values are replaced by ``<redacted>`` wherever they appear in an event.
+Secrets (secret option values, kubeconfig credentials, cloud and SaaS keys from the environment) are
+replaced by ``<redacted>`` wherever they appear in an event, tracebacks included.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, MutableMapping
 from typing import IO, Any
+
+from kibertas_async.events.redaction import REDACTED, SecretRedactor, environment_secrets
 
 Logger = Any
 """A structlog bound logger (typed loosely so this module stays cheap to import)."""
@@ -18,38 +20,19 @@ Logger = Any
 LEVELS = ("debug", "info", "warning", "error")
 
 
-class SecretRedactor:
-    """A structlog processor that blanks known secret values in every string of an event."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets: set[str] = {secret for secret in secrets if len(secret) >= 4}
-
-    def add(self, values: Iterable[str]) -> None:
-        """Learn more secrets (options are resolved after logging starts)."""
-        self.secrets.update(value for value in values if len(value) >= 4)
-
-    def __call__(self, _logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        if not self.secrets:
-            return event
-        for key, value in event.items():
-            event[key] = self._redact(value)
-        return event
-
-    def _redact(self, value: Any) -> Any:
-        if isinstance(value, str):
-            for secret in self.secrets:
-                if secret in value:
-                    value = value.replace(secret, "<redacted>")
-            return value
-        if isinstance(value, dict):
-            return {key: self._redact(item) for key, item in value.items()}
-        if isinstance(value, list | tuple):
-            return [self._redact(item) for item in value]
-        return value
-
-
 REDACTOR = SecretRedactor()
-"""The process-wide redactor; the engine feeds it every secret option value."""
+"""The process-wide redactor; the engine feeds it every secret it knows of before the first check."""
+
+__all__ = [
+    "LEVELS",
+    "REDACTED",
+    "REDACTOR",
+    "Logger",
+    "SecretRedactor",
+    "configure_logging",
+    "environment_secrets",
+    "get_logger",
+]
 
 
 def configure_logging(*, log_format: str = "auto", level: str = "info", stream: IO[str] | None = None) -> None:
@@ -66,12 +49,14 @@ def configure_logging(*, log_format: str = "auto", level: str = "info", stream: 
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # Tracebacks become text here, before redaction: a secret inside an exception message (an HTTP
+        # error quoting a URL with a key) is then blanked like any other text.
+        structlog.processors.format_exc_info,
         REDACTOR,
     ]
     renderer: Any
     if log_format == "json":
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
-        shared.append(structlog.processors.format_exc_info)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty(), sort_keys=False)
     numeric_level = getattr(logging, level.upper())
@@ -85,7 +70,8 @@ def configure_logging(*, log_format: str = "auto", level: str = "info", stream: 
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            # Redact once more as the very last step before rendering: whatever a processor added is covered.
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, REDACTOR, renderer],
         )
     )
     root = logging.getLogger()

@@ -25,7 +25,7 @@ def report_to_dict(report: RunReport) -> dict[str, Any]:
         "clusters": list(report.clusters),
         "checks": list(report.checks),
         "counts": {outcome.value: count for outcome, count in report.counts().items()},
-        "plugin_problems": [{"plugin": p.plugin, "error": p.error} for p in report.plugin_problems],
+        "plugin_problems": [{"plugin": p.plugin, "hook": p.hook, "error": p.error} for p in report.plugin_problems],
         "results": [_result_to_dict(result) for result in report.results],
     }
 

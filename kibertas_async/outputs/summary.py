@@ -34,7 +34,7 @@ def format_summary(report: RunReport) -> str:
     totals = ", ".join(f"{count} {outcome.value}" for outcome, count in counts.items() if count)
     lines.append("")
     for problem in report.plugin_problems:
-        lines.append(f"plugin {problem.plugin} failed to load: {problem.error}")
+        lines.append(problem.describe())
     status = "interrupted by " + report.interrupted_by if report.interrupted_by else ("OK" if report.ok else "NG")
     lines.append(f"{status}: {totals or 'nothing ran'} in {report.duration:.1f}s (run {report.run_id})")
     return "\n".join(line.rstrip() for line in lines)

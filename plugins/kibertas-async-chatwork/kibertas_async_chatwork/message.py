@@ -134,7 +134,11 @@ def _notices(report: RunReport) -> list[_Line]:
     for problem in report.plugin_problems:
         notices.append(
             _Line(
-                neutralize_markup(f"Plugin {problem.plugin} failed to load; its checks did not run"),
+                neutralize_markup(
+                    f"Plugin {problem.plugin}: {problem.hook} raised"
+                    if problem.hook
+                    else f"Plugin {problem.plugin} failed to load; its checks did not run"
+                ),
                 detail=neutralize_markup(_one_line(problem.error)),
             )
         )
