@@ -23,6 +23,8 @@ from typing import Any
 import anyio
 
 GZIP_MAGIC = b"\x1f\x8b"
+REQUEST_TIMEOUT = 45.0
+"""botocore's own connect (10 s) and read (30 s) timeouts, and a margin: the hard upper bound."""
 _DENIED_CODES = frozenset(
     {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
 )
@@ -63,6 +65,9 @@ class S3Settings:
     access_key_id: str = ""
     """Empty: the AWS default credential chain."""
     secret_access_key: str = ""
+    request_timeout: float = REQUEST_TIMEOUT
+    """The most one request (one listing page, one object read, the client's close) may take, its
+    shield from outside cancellation included: a shield always comes with a deadline."""
 
 
 class LogBucket:
@@ -95,7 +100,7 @@ class LogBucket:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        with anyio.CancelScope(shield=True):
+        with anyio.move_on_after(self.settings.request_timeout, shield=True):
             await self._client_context.__aexit__(exc_type, exc, tb)
 
     async def check_access(self) -> None:
@@ -105,7 +110,7 @@ class LogBucket:
         :raises S3Denied: credentials refused or missing.
         :raises S3Unavailable: anything else that went wrong this time.
         """
-        with _mapped_errors(self.settings.bucket), _not_cancelled_midway():
+        with _mapped_errors(self.settings.bucket), self._not_cancelled_midway():
             await self._client.list_objects_v2(Bucket=self.settings.bucket, MaxKeys=1)
 
     async def list(self, prefix: str) -> list[LogObject]:
@@ -116,21 +121,26 @@ class LogBucket:
         :raises S3Unavailable: anything else that went wrong this time.
         """
         found: list[LogObject] = []
-        with _mapped_errors(self.settings.bucket), _not_cancelled_midway():
-            paginator = self._client.get_paginator("list_objects_v2")
-            async for page in paginator.paginate(Bucket=self.settings.bucket, Prefix=prefix):
-                for item in page.get("Contents", []):
-                    found.append(
-                        LogObject(item["Key"], item["LastModified"], int(item.get("Size", 0)), item.get("ETag", ""))
-                    )
-        return found
+        query: dict[str, str] = {"Bucket": self.settings.bucket, "Prefix": prefix}
+        while True:
+            # Page by page, each request shielded and bounded on its own (not the whole listing at once).
+            with _mapped_errors(self.settings.bucket), self._not_cancelled_midway():
+                page = await self._client.list_objects_v2(**query)
+            for item in page.get("Contents", []):
+                found.append(
+                    LogObject(item["Key"], item["LastModified"], int(item.get("Size", 0)), item.get("ETag", ""))
+                )
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return found
+            query["ContinuationToken"] = token
 
     async def read(self, key: str) -> bytes | None:
         """The object's bytes, or ``None`` if it is gone (a lifecycle rule may remove objects at any time)."""
         from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
         try:
-            with _mapped_errors(self.settings.bucket), _not_cancelled_midway():
+            with _mapped_errors(self.settings.bucket), self._not_cancelled_midway():
                 response = await self._client.get_object(Bucket=self.settings.bucket, Key=key)
                 async with response["Body"] as body:
                     data: bytes = await body.read()
@@ -139,6 +149,19 @@ class LogBucket:
                 return None
             raise
         return data
+
+    @contextlib.contextmanager
+    def _not_cancelled_midway(self) -> Iterator[None]:
+        """Shield one request from outside cancellation (a step deadline, a signal): aiobotocore leaks the
+        connection of a request cancelled midway. The cancellation is delivered right after it. The
+        shield has its own deadline, so a server that never answers cannot hold the check (or its
+        cleanup, or a signal) for longer than ``request_timeout``: that is :class:`S3Unavailable`."""
+        limit = self.settings.request_timeout
+        try:
+            with anyio.fail_after(limit, shield=True):
+                yield
+        except TimeoutError:
+            raise S3Unavailable(f"S3 did not answer within {limit:g}s") from None
 
 
 def contains_marker(data: bytes, marker: str) -> bool:
@@ -149,13 +172,6 @@ def contains_marker(data: bytes, marker: str) -> bool:
         except (OSError, EOFError, zlib.error):
             return False
     return marker.encode() in data
-
-
-def _not_cancelled_midway() -> anyio.CancelScope:
-    """Shield one request from outside cancellation (a step deadline, a signal): aiobotocore leaks the
-    connection of a request cancelled midway. The request stays bounded by the client's own timeouts,
-    and the cancellation is delivered right after it."""
-    return anyio.CancelScope(shield=True)
 
 
 @contextlib.contextmanager
