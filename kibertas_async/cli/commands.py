@@ -79,10 +79,11 @@ def _add_cluster_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("clusters")
     group.add_argument(
         "--clusters",
-        default=os.environ.get("KIBERTAS_ASYNC_CLUSTERS", ""),
+        default=None,
         metavar="A,B",
         help="kubeconfig contexts to check, comma-separated; NAME=CONTEXT gives a context a short name; "
-        "'in-cluster' is the Pod's service account (default: the current context, or in-cluster in a Pod)",
+        "'in-cluster' is the Pod's service account (env KIBERTAS_ASYNC_CLUSTERS; default: the current "
+        "context, or in-cluster in a Pod)",
     )
     group.add_argument(
         "--kubeconfig",
@@ -90,6 +91,17 @@ def _add_cluster_flags(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="kubeconfig file(s), ':'-separated (default: $KUBECONFIG, else ~/.kube/config)",
     )
+
+
+def _requested_clusters(args: argparse.Namespace) -> list[str]:
+    """``--clusters``, else ``KIBERTAS_ASYNC_CLUSTERS``, split; neither given is ``[]`` (the default)."""
+    from kibertas_async.clusters.selection import CLUSTERS_ENV, split_cluster_list
+
+    if args.clusters is not None:
+        return split_cluster_list(args.clusters, source="--clusters")
+    if CLUSTERS_ENV in os.environ:
+        return split_cluster_list(os.environ[CLUSTERS_ENV], source=CLUSTERS_ENV)
+    return []
 
 
 # --- run ---------------------------------------------------------------------------------------
@@ -112,8 +124,8 @@ def add_run_command(commands: SubParsers, registry: Registry | None) -> None:
     )
     parser.add_argument("checks", nargs="*", metavar="CHECK", help="checks to run (see 'kibertas-async list')")
     parser.add_argument("--all", action="store_true", help="run every installed check")
-    parser.add_argument("--tags", default="", metavar="T1,T2", help="run the checks carrying any of these tags")
-    parser.add_argument("--exclude", default="", metavar="C1,C2", help="leave these checks out")
+    parser.add_argument("--tags", default=None, metavar="T1,T2", help="run the checks carrying any of these tags")
+    parser.add_argument("--exclude", default=None, metavar="C1,C2", help="leave these checks out")
     parser.add_argument(
         "--config",
         default=os.environ.get("KIBERTAS_ASYNC_CONFIG"),
@@ -163,11 +175,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     registry: Registry = args.registry
     checks = _select_checks(args, registry)
-    targets = select_clusters(
-        [part for part in args.clusters.split(",") if part.strip()],
-        kubeconfig=args.kubeconfig,
-        environ=os.environ,
-    )
+    targets = select_clusters(_requested_clusters(args), kubeconfig=args.kubeconfig, environ=os.environ)
     config = load_config_file(Path(args.config)) if args.config else ConfigFile()
     check_config_keys(config, registry.options)
     unknown_clusters = sorted(set(config.clusters) - {target.name for target in targets})
@@ -213,9 +221,11 @@ def _execute(plan: Any, registry: Registry, args: argparse.Namespace) -> int:
 
 
 def _select_checks(args: argparse.Namespace, registry: Registry) -> list[type[Check]]:
+    from kibertas_async.options import split_names
+
     available = registry.checks
-    excluded = {name.strip() for name in args.exclude.split(",") if name.strip()}
-    tags = {tag.strip() for tag in args.tags.split(",") if tag.strip()}
+    excluded = set(split_names(args.exclude, source="--exclude")) if args.exclude is not None else set()
+    tags = set(split_names(args.tags, source="--tags")) if args.tags is not None else set()
     for name in [*args.checks, *excluded]:
         if name not in available:
             raise UsageError(_unknown_check(name, registry))
@@ -385,11 +395,7 @@ def cleanup_command(args: argparse.Namespace) -> int:
     from kibertas_async.clusters import select_clusters
     from kibertas_async.events import configure_logging
 
-    targets = select_clusters(
-        [part for part in args.clusters.split(",") if part.strip()],
-        kubeconfig=args.kubeconfig,
-        environ=os.environ,
-    )
+    targets = select_clusters(_requested_clusters(args), kubeconfig=args.kubeconfig, environ=os.environ)
     if args.run_id is not None:
         _check_run_id(args.run_id)
     configure_logging(log_format=args.log_format, level=args.log_level)

@@ -17,6 +17,8 @@ from kibertas_async.errors import UsageError
 from kibertas_async.kube.client import ClusterTarget
 
 IN_CLUSTER = "in-cluster"
+CLUSTERS_ENV = "KIBERTAS_ASYNC_CLUSTERS"
+"""The environment variable that stands for ``--clusters`` when the flag is not given."""
 _SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 
@@ -30,11 +32,33 @@ class KubeconfigContexts:
     current: str | None = None
 
 
+def split_cluster_list(value: str, *, source: str) -> list[str]:
+    """``a,b,old=arn:...`` as its entries; an empty value or an empty entry (``a,,b``) is an error,
+    not "the current context": a typo must not send the checks to another cluster."""
+    from kibertas_async.options.option import split_names
+
+    hint = "; name kubeconfig contexts (comma-separated), or leave it out for the current context"
+    return split_names(value, source=source, hint=hint)
+
+
 def kubeconfig_paths(explicit: str | None, environ: Mapping[str, str]) -> list[Path]:
-    """``--kubeconfig``, else every file of ``KUBECONFIG``, else ``~/.kube/config``."""
-    value = explicit if explicit is not None else environ.get("KUBECONFIG", "")
+    """``--kubeconfig``, else every file of ``KUBECONFIG``, else ``~/.kube/config``.
+
+    An empty ``--kubeconfig`` (or one with an empty path in it) is an error; so is a ``KUBECONFIG`` that
+    is set but names no file (``:``). Empty entries of a ``KUBECONFIG`` that names files are skipped, as
+    kubectl skips them (``KUBECONFIG=$KUBECONFIG:new.yaml`` with ``KUBECONFIG`` unset before).
+    """
+    if explicit is not None:
+        parts = explicit.split(os.pathsep)
+        if not explicit.strip() or any(not part.strip() for part in parts):
+            raise UsageError(f"--kubeconfig {explicit!r} has an empty path; give kubeconfig files joined by ':'")
+        return [Path(part).expanduser() for part in parts]
+    value = environ.get("KUBECONFIG", "")
     if value:
-        return [Path(part).expanduser() for part in value.split(os.pathsep) if part]
+        parts = [part for part in value.split(os.pathsep) if part.strip()]
+        if not parts:
+            raise UsageError(f"KUBECONFIG={value!r} names no file; unset it, or give kubeconfig files joined by ':'")
+        return [Path(part).expanduser() for part in parts]
     return [Path("~/.kube/config").expanduser()]
 
 

@@ -9,6 +9,7 @@ from kibertas_async.options.option import (
     parse_list,
     parse_mapping,
     parse_positive_int,
+    split_names,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "parse_list",
     "parse_mapping",
     "parse_positive_int",
+    "split_names",
 ]

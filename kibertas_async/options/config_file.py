@@ -53,10 +53,11 @@ def load_config_file(path: Path) -> ConfigFile:
     unknown = sorted(set(loaded) - set(_TOP_LEVEL_KEYS))
     if unknown:
         raise UsageError(f"config file {path}: unknown top-level key {unknown[0]!r} (allowed: defaults, clusters)")
-    defaults = loaded.get("defaults") or {}
+    # Only an absent or empty (null) section means "nothing": ``clusters: []`` is a mistake, not a default.
+    defaults = {} if loaded.get("defaults") is None else loaded["defaults"]
     if not isinstance(defaults, dict):
         raise UsageError(f"config file {path}: 'defaults' must be a mapping of option names to values")
-    clusters = loaded.get("clusters") or {}
+    clusters = {} if loaded.get("clusters") is None else loaded["clusters"]
     if not isinstance(clusters, dict) or not all(isinstance(values, dict | None) for values in clusters.values()):
         raise UsageError(f"config file {path}: 'clusters' must map each cluster name to option values")
     return ConfigFile(

@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from kibertas_async.errors import UsageError
+
 T = TypeVar("T")
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -42,10 +44,17 @@ class Option(Generic[T]):
     """A secret is never written to logs, reports, notifications or ``--dry-run`` output."""
     metavar: str = "VALUE"
     """What ``--help`` shows as the value."""
+    requires: tuple[str, ...] = ()
+    """Names of options that must be set too whenever this one is (a notifier's token needs its room):
+    checked when options are resolved, before anything runs, so half a configuration is bad input
+    rather than a surprise after the run."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ValueError(f"option name {self.name!r} must be lower-case words joined by '-'")
+        for required in self.requires:
+            if not _NAME.match(required) or required == self.name:
+                raise ValueError(f"option {self.name!r}: requires {required!r}, which is not another option's name")
 
     @property
     def flag(self) -> str:
@@ -58,8 +67,14 @@ class Option(Generic[T]):
         return (f"KIBERTAS_ASYNC_{self.name.upper().replace('-', '_')}", *self.env)
 
     def convert(self, value: object) -> T:
-        """Parse a value from text or from a config file (where YAML may already have typed it)."""
+        """Parse a value from text or from a config file (where YAML may already have typed it).
+
+        Text that is only whitespace is refused whatever the parser: it is a quoting slip (``--x " "``,
+        ``X=' '``), not a value. The empty text stays the parser's to judge (often: unset).
+        """
         if isinstance(value, str):
+            if value and not value.strip():
+                raise ValueError("the value is only whitespace")
             return self.parse(value)
         if isinstance(value, Mapping):
             return self.parse(json.dumps(dict(value)))
@@ -68,6 +83,12 @@ class Option(Generic[T]):
         if isinstance(value, bool):
             return self.parse("true" if value else "false")
         return self.parse(str(value))
+
+    def is_set(self, value: object) -> bool:
+        """Whether ``value`` counts as set for :attr:`requires`: not ``None``, blank text or empty."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return False
+        return not (isinstance(value, tuple | list | dict | set | frozenset) and not value)
 
     def display(self, value: object) -> str:
         """How the value may be shown to humans: secrets are masked."""
@@ -115,6 +136,20 @@ def parse_duration(text: str) -> float:
 def parse_list(text: str) -> tuple[str, ...]:
     """Comma-separated words; blanks are dropped."""
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def split_names(text: str, *, source: str, hint: str = "; give comma-separated names, or leave it out") -> list[str]:
+    """The comma-separated entries of a flag or variable (``--tags a,b``), stripped.
+
+    A blank value, or a blank entry (``a,,b``, ``a,``), is a :class:`UsageError` naming ``source``:
+    dropping it quietly would run something other than what was asked for.
+    """
+    if not text.strip():
+        raise UsageError(f"{source} is empty{hint}")
+    parts = text.split(",")
+    if any(not part.strip() for part in parts):
+        raise UsageError(f"{source} {text!r} has an empty entry; give comma-separated names without blanks")
+    return [part.strip() for part in parts]
 
 
 def parse_mapping(text: str) -> dict[str, str]:

@@ -53,7 +53,25 @@ def resolve_options(
                 shown = "<secret>" if option.secret else repr(raw)
                 raise UsageError(f"invalid value {shown} for {option.flag} (from {source}): {error}") from None
         sources[option] = source
+    _check_requirements(values, sources)
     return OptionValues(values, sources)
+
+
+def _check_requirements(values: Mapping[Option[Any], Any], sources: Mapping[Option[Any], str]) -> None:
+    """Every option that is set has the options it :attr:`~Option.requires` set too."""
+    by_name = {option.name: option for option in values}
+    for option, value in values.items():
+        if not option.requires or not option.is_set(value):
+            continue
+        for name in option.requires:
+            required = by_name.get(name)
+            if required is None:
+                raise UsageError(f"{option.flag} (from {sources[option]}) needs --{name}, which no loaded plugin has")
+            if not required.is_set(values[required]):
+                ways = " or ".join([required.flag, *required.env_names])
+                raise UsageError(
+                    f"{option.flag} is set (from {sources[option]}) but {required.flag} is not; set {ways}"
+                )
 
 
 def _raw_value(

@@ -62,6 +62,7 @@ API_TOKEN = Option[str](
     per_cluster=False,
     secret=True,
     metavar="TOKEN",
+    requires=("chatwork-room-id",),
 )
 ROOM_ID = Option[str](
     "chatwork-room-id",
@@ -71,6 +72,7 @@ ROOM_ID = Option[str](
     env=("CHATWORK_ROOM_ID",),
     per_cluster=False,
     metavar="ROOM",
+    requires=("chatwork-api-token",),
 )
 API_URL = Option[str](
     "chatwork-api-url",
@@ -152,20 +154,13 @@ def kibertas_async_register_options() -> list[Option[Any]]:
 
 @hookimpl
 def kibertas_async_register_notifiers(options: OptionValues) -> list[Notifier]:
-    """The Chatwork notifier when both a token and a room are set; nothing otherwise.
+    """The Chatwork notifier when both a token and a room are set; nothing when neither is.
 
-    Only one of the two set is a mistake worth a warning, but not worth failing a run that has already
-    happened: the hook is called after the checks.
+    Only one of the two set never gets here through the command line: each option ``requires`` the
+    other, so half a configuration is bad input (exit code 2) before the run starts.
     """
     token, room_id = options[API_TOKEN], options[ROOM_ID]
     if not token or not room_id:
-        if token or room_id:
-            missing = ROOM_ID if token else API_TOKEN
-            get_logger(notifier=NOTIFIER_NAME).warning(
-                "notifier.misconfigured",
-                reason=f"{missing.flag} is not set, so nothing is posted to Chatwork",
-                hint=f"set {missing.flag} or {' / '.join(missing.env_names)}",
-            )
         return []
     settings = ChatworkSettings(
         token=token,

@@ -97,17 +97,25 @@ def test_no_notifier_when_unconfigured() -> None:
 
 @pytest.mark.parametrize(
     ("environ", "missing"),
-    [({"CHATWORK_API_TOKEN": "tok3n"}, "--chatwork-room-id"), ({"CHATWORK_ROOM_ID": ROOM}, "--chatwork-api-token")],
+    [
+        ({"CHATWORK_API_TOKEN": "tok3n"}, "--chatwork-room-id"),
+        ({"KIBERTAS_ASYNC_CHATWORK_API_TOKEN": "tok3n", "CHATWORK_ROOM_ID": ""}, "--chatwork-room-id"),
+        ({"CHATWORK_ROOM_ID": ROOM}, "--chatwork-api-token"),
+    ],
 )
-def test_half_a_configuration_warns_and_registers_nothing(environ: dict[str, str], missing: str) -> None:
-    with capture_logs() as logs:
-        assert notifiers_for(environ) == []
+def test_half_a_configuration_is_a_usage_error_before_the_run(environ: dict[str, str], missing: str) -> None:
+    with pytest.raises(UsageError) as raised:
+        run_options(environ)
+    message = str(raised.value)
+    assert f"but {missing} is not" in message
+    assert "tok3n" not in message
 
-    [warning] = logs
-    assert warning["event"] == "notifier.misconfigured"
-    assert warning["log_level"] == "warning"
-    assert missing in warning["reason"]
-    assert "tok3n" not in repr(logs)
+
+def test_the_notifier_hook_registers_nothing_for_half_a_configuration_given_directly() -> None:
+    options = OptionValues({plugin.API_TOKEN: "tok3n", plugin.ROOM_ID: ""}, {})
+    with capture_logs() as logs:
+        assert plugin.kibertas_async_register_notifiers(options=options) == []
+    assert logs == []
 
 
 @pytest.mark.parametrize(
@@ -125,7 +133,7 @@ def test_bad_values_are_usage_errors(flag: str, value: str) -> None:
 
 
 def test_a_bad_token_value_is_never_echoed() -> None:
-    options = run_options({"CHATWORK_API_TOKEN": "tok3n"})
+    options = run_options({"CHATWORK_API_TOKEN": "tok3n", "CHATWORK_ROOM_ID": ROOM})
     assert plugin.API_TOKEN.display(options[plugin.API_TOKEN]) == "<set>"
     assert options.describe()["chatwork-api-token"] == "<set>"
     assert options.secrets() == ["tok3n"]
@@ -253,7 +261,8 @@ async def test_the_token_never_appears_in_the_logs(
         rejected = configured(chatwork)
         rejected.settings = dataclasses.replace(rejected.settings, token=wrong_token)
         await rejected.notify(mixed_report)
-        notifiers_for({"CHATWORK_API_TOKEN": chatwork.token})
+        with pytest.raises(UsageError):
+            notifiers_for({"CHATWORK_API_TOKEN": chatwork.token})
 
     events = [log["event"] for log in logs]
     assert events == [
@@ -261,7 +270,6 @@ async def test_the_token_never_appears_in_the_logs(
         "notifier.retrying",
         "notifier.posted",
         "notifier.failed",
-        "notifier.misconfigured",
     ]
     everything_logged = repr(logs) + caplog.text
     assert chatwork.token not in everything_logged
