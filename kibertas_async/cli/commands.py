@@ -16,6 +16,7 @@ from kibertas_async.errors import UsageError
 
 if TYPE_CHECKING:
     from kibertas_async.checks import Check
+    from kibertas_async.cleanup import SweepResult
     from kibertas_async.kube import ClusterTarget
     from kibertas_async.options import Option
     from kibertas_async.plugins import Registry
@@ -377,61 +378,74 @@ def add_cleanup_command(commands: SubParsers) -> None:
         "cleanup",
         help="delete what killed runs left behind",
         description=(
-            "Delete every namespace labelled app.kubernetes.io/managed-by=kibertas-async (only those of one "
-            "run with --run-id). For runs that were killed (SIGKILL, node loss) before their own cleanup."
+            "Delete every object labelled app.kubernetes.io/managed-by=kibertas-async (only those of one "
+            "run with --run-id), of every kind the API server can list and delete, in any namespace or "
+            "cluster-scoped; namespaces last. Objects still there after --timeout are listed with their "
+            "finalizers. For runs that were killed (SIGKILL, node loss) before their own cleanup."
         ),
+        epilog="exit codes: 0 everything labelled is gone (or --dry-run), 1 a cluster failed or something is left, "
+        "2 bad input.",
     )
     parser.add_argument("--run-id", default=None, metavar="ID", help="only what this run created")
     parser.add_argument("--dry-run", action="store_true", help="list what would be deleted")
+    parser.add_argument(
+        "--timeout",
+        default=None,
+        metavar="D",
+        help="how long to wait for deleted objects to go before reporting them with their finalizers (default 1m)",
+    )
     _add_cluster_flags(parser)
     _add_logging_flags(parser)
     parser.set_defaults(handler=cleanup_command)
 
 
 def cleanup_command(args: argparse.Namespace) -> int:
-    """Find and delete leftover namespaces on each cluster."""
+    """Validate everything, then sweep each cluster of our labelled objects (see :mod:`kibertas_async.cleanup`)."""
     import anyio
 
+    from kibertas_async.cleanup import DEFAULT_WAIT, summary_lines
     from kibertas_async.clusters import select_clusters
     from kibertas_async.events import configure_logging
+    from kibertas_async.options import parse_duration
 
     targets = select_clusters(_requested_clusters(args), kubeconfig=args.kubeconfig, environ=os.environ)
     if args.run_id is not None:
         _check_run_id(args.run_id)
-    configure_logging(log_format=args.log_format, level=args.log_level)
-    failures = anyio.run(_cleanup_clusters, targets, args.run_id, args.dry_run)
-    return 1 if failures else 0
-
-
-async def _cleanup_clusters(targets: list[ClusterTarget], run_id: str | None, dry_run: bool) -> int:
-    import anyio
-
-    from kibertas_async.checks.context import MANAGED_BY, MANAGED_BY_LABEL, RUN_ID_LABEL
-    from kibertas_async.events import get_logger
-    from kibertas_async.kube import ClusterUnreachable, KubeApiError, connect
-    from kibertas_async.kube.resources import NAMESPACES
-
-    selector = f"{MANAGED_BY_LABEL}={MANAGED_BY}" + (f",{RUN_ID_LABEL}={run_id}" if run_id else "")
-    failures = 0
-
-    async def clean(target: ClusterTarget) -> None:
-        nonlocal failures
-        log = get_logger(cluster=target.name)
+    wait = DEFAULT_WAIT
+    if args.timeout is not None:
         try:
-            async with await connect(target) as kube:
-                listed = await kube.list(NAMESPACES, label_selector=selector)
-                for namespace in listed["items"]:
-                    name = namespace["metadata"]["name"]
-                    if dry_run:
-                        print(f"{target.name}: would delete Namespace {name}")
-                        continue
-                    await kube.delete(NAMESPACES, name)
-                    log.info("cleanup.done", action=f"delete Namespace {name}")
-        except (ClusterUnreachable, KubeApiError) as error:
-            failures += 1
-            log.error("cleanup.failed", reason=str(error))
+            wait = parse_duration(args.timeout)
+        except ValueError as error:
+            raise UsageError(f"--timeout: {error}") from None
+    configure_logging(log_format=args.log_format, level=args.log_level)
+    results = anyio.run(_cleanup_clusters, targets, args.run_id, args.dry_run, wait)
+    for result in results:
+        for line in summary_lines(result, dry_run=args.dry_run, wait=wait):
+            print(line)
+    return 0 if all(result.ok for result in results) else 1
 
-    async with anyio.create_task_group() as group:
-        for target in targets:
-            group.start_soon(clean, target)
-    return failures
+
+async def _cleanup_clusters(
+    targets: list[ClusterTarget], run_id: str | None, dry_run: bool, wait: float
+) -> list[SweepResult]:
+    from kibertas_async.cleanup import LabelledObject, sweep_clusters
+    from kibertas_async.events import get_logger
+
+    def deleted(cluster: str, item: LabelledObject) -> None:
+        get_logger(cluster=cluster).info("cleanup.done", action=f"delete {item.describe()}")
+
+    results = await sweep_clusters(targets, run_id, dry_run=dry_run, wait=wait, on_deleted=deleted)
+    for result in results:
+        log = get_logger(cluster=result.cluster)
+        if result.error is not None:
+            log.error("cleanup.failed", reason=result.error)
+        for item, reason in result.failures:
+            log.error("cleanup.failed", action=f"delete {item.describe()}", reason=reason)
+        for item in result.remaining:
+            log.error(
+                "cleanup.failed",
+                action=f"delete {item.describe()}",
+                reason=f"still there after {wait:g}s",
+                finalizers=list(item.finalizers),
+            )
+    return results

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,13 @@ class Resource:
             base = f"{base}/namespaces/{namespace}"
         base = f"{base}/{self.plural}"
         return f"{base}/{name}" if name is not None else base
+
+
+def resource_from_discovery(group_version: str, entry: Mapping[str, Any]) -> Resource:
+    """The :class:`Resource` described by one entry of a discovery document (``GET /api/v1``,
+    ``GET /apis/GROUP/VERSION``): ``{"name": plural, "kind": ..., "namespaced": ..., "verbs": [...]}``."""
+    group, _, version = group_version.rpartition("/")
+    return Resource(group, version, str(entry["name"]), str(entry.get("kind", "")), bool(entry.get("namespaced")))
 
 
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)

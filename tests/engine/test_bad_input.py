@@ -72,6 +72,8 @@ def _assert_usage_error(result: object, expected: str, *, prefix: str = "kiberta
         (["cleanup", "--clusters", "alpha,,beta"], "has an empty entry"),
         (["cleanup", "--clusters", "gamma"], "unknown context 'gamma'"),
         (["cleanup", "--run-id", "Bad ID"], "must be a valid label value"),
+        (["cleanup", "--timeout", "0s"], "--timeout: '0s' must be longer than zero"),
+        (["cleanup", "--timeout", "soon"], "--timeout: 'soon' is not a duration"),
     ],
 )
 def test_bad_command_line(run_cli: RunCli, args: list[str], expected: str) -> None:
