@@ -92,16 +92,17 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 def _up(args: argparse.Namespace) -> int:
     from kibertas_async.errors import UsageError
+    from kibertas_async.options.option import split_names
     from kibertas_async.sandbox.errors import SandboxError
     from kibertas_async.sandbox.runner import Sandbox, SandboxConfig, numbered_cluster_names
     from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
 
     if args.names is not None:
-        names = tuple(name.strip() for name in args.names.split(",") if name.strip())
-        if not names:
-            raise UsageError("--names is empty; give comma-separated cluster names like --names old,new")
+        names = tuple(split_names(args.names, source="--names", hint="; give cluster names like --names old,new"))
     else:
         names = numbered_cluster_names(2 if args.clusters is None else args.clusters)
+    if args.timeout is not None and not args.timeout > 0:  # also refuses nan
+        raise UsageError(f"--timeout {args.timeout:g} must be a number of seconds above zero")
     config = SandboxConfig(
         cluster_names=names,
         kubernetes_version=args.kubernetes_version or DEFAULT_KUBERNETES_VERSION,

@@ -91,11 +91,26 @@ def test_up_refuses_to_overwrite_a_foreign_kubeconfig(state_dir: Path, tmp_path:
     assert kubeconfig.read_text() == "apiVersion: v1\nkind: Config\n"
 
 
-def test_bad_cluster_names_are_a_usage_error(state_dir: Path) -> None:
-    up = sandbox_command("up", "--names", "Old_Cluster", "--state-dir", str(state_dir))
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--names", "Old_Cluster"], "Old_Cluster"),
+        (["--names", ""], "--names is empty"),
+        (["--names", "old,,new"], "--names 'old,,new' has an empty entry"),
+        (["--names", "old,"], "--names 'old,' has an empty entry"),
+        (["--clusters", "0"], "--clusters 0: give at least 1"),
+        (["--timeout", "0"], "--timeout 0 must be a number of seconds above zero"),
+        (["--timeout=-5"], "--timeout -5 must be a number of seconds above zero"),
+    ],
+)
+def test_bad_up_arguments_are_a_usage_error_before_anything_starts(
+    state_dir: Path, args: list[str], expected: str
+) -> None:
+    up = sandbox_command("up", *args, "--state-dir", str(state_dir))
     assert up.returncode == 2
     assert up.stderr.count("\n") == 1
-    assert "Old_Cluster" in up.stderr
+    assert expected in up.stderr
+    assert not state_dir.exists()
 
 
 def test_a_server_that_dies_at_start_is_reported_with_its_log(state_dir: Path, tmp_path: Path) -> None:
