@@ -7,7 +7,7 @@ import os
 import secrets
 import string
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 LOG_FORMATS = ("auto", "json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def load_registry(argv: list[str], environ: Mapping[str, str]) -> Registry:
@@ -59,18 +60,44 @@ def _add_plugin_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _one_of(choices: tuple[str, ...], sources: str) -> Callable[[str], str]:
+    """An argparse ``type`` for a word from ``choices``, any case. argparse converts a default taken from
+    the environment with it too (it checks ``choices`` only on the command line), so ``LOG_LEVEL=loud``
+    is a usage error instead of a traceback."""
+
+    def parse(value: str) -> str:
+        word = value.strip().lower()
+        if word not in choices:
+            raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(choices)} (from {sources})")
+        return word
+
+    return parse
+
+
+def _not_blank(sources: str) -> Callable[[str], str]:
+    """An argparse ``type`` refusing an empty value, from the flag or from the environment."""
+
+    def parse(value: str) -> str:
+        if not value.strip():
+            raise argparse.ArgumentTypeError(f"the value is empty (from {sources}); give a path, or leave it out")
+        return value
+
+    return parse
+
+
 def _add_logging_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("output")
     group.add_argument(
         "--log-format",
+        type=_one_of(LOG_FORMATS, "--log-format or KIBERTAS_ASYNC_LOG_FORMAT"),
         choices=LOG_FORMATS,
         default=os.environ.get("KIBERTAS_ASYNC_LOG_FORMAT", "auto"),
         help="events on stderr: console on a terminal and JSON lines otherwise (auto), or forced",
     )
     group.add_argument(
         "--log-level",
-        type=str.lower,
-        choices=("debug", "info", "warning", "error"),
+        type=_one_of(LOG_LEVELS, "--log-level, KIBERTAS_ASYNC_LOG_LEVEL or LOG_LEVEL"),
+        choices=LOG_LEVELS,
         default=os.environ.get("KIBERTAS_ASYNC_LOG_LEVEL", os.environ.get("LOG_LEVEL", "info")).lower(),
         help="least important event shown (env KIBERTAS_ASYNC_LOG_LEVEL or LOG_LEVEL; default info)",
     )
@@ -129,6 +156,7 @@ def add_run_command(commands: SubParsers, registry: Registry | None) -> None:
     parser.add_argument("--exclude", default=None, metavar="C1,C2", help="leave these checks out")
     parser.add_argument(
         "--config",
+        type=_not_blank("--config or KIBERTAS_ASYNC_CONFIG"),
         default=os.environ.get("KIBERTAS_ASYNC_CONFIG"),
         metavar="PATH",
         help="YAML file with option defaults and per-cluster values (env KIBERTAS_ASYNC_CONFIG)",

@@ -44,7 +44,9 @@ def _assert_usage_error(result: object, expected: str, *, prefix: str = "kiberta
         (["run", "sleeper-1", "--check-timeout", "soon"], "is not a duration"),
         (["run", "sleeper-1", "--run-id", "Bad ID"], "must be a valid label value"),
         (["run", "sleeper-1", "--report-json", "/no/such/dir/r.json"], "directory /no/such/dir does not exist"),
-        (["run", "sleeper-1", "--log-level", "loud"], "invalid choice: 'loud'"),
+        (["run", "sleeper-1", "--log-level", "loud"], "'loud' is not one of debug, info, warning, error"),
+        (["run", "sleeper-1", "--log-format", "xml"], "'xml' is not one of auto, json, console"),
+        (["run", "sleeper-1", "--config", ""], "argument --config: the value is empty"),
         (["run", "sleeper-1", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         # Holes in lists: dropping them quietly ran something else than asked (the current context!).
@@ -160,6 +162,8 @@ def test_secret_value_is_not_echoed_in_an_error(run_cli: RunCli, tmp_path: Path)
             "for --concurrency (from environment variable KIBERTAS_ASYNC_CONCURRENCY)",
         ),
         ({"KIBERTAS_ASYNC_CHECK_TIMEOUT": "-5s"}, "'-5s' is not a duration"),
+        ({"LOG_LEVEL": "loud"}, "'loud' is not one of debug, info, warning, error (from --log-level, "),
+        ({"KIBERTAS_ASYNC_CONFIG": ""}, "the value is empty (from --config or KIBERTAS_ASYNC_CONFIG)"),
         ({"KUBECONFIG": ":"}, "KUBECONFIG=':' names no file"),
         ({"KUBECONFIG": " : "}, "names no file"),
     ],
@@ -172,9 +176,20 @@ def test_bad_environment(
     _assert_usage_error(run_cli("run", "sleeper-1"), expected)
 
 
-def test_bad_environment_for_cleanup(run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KIBERTAS_ASYNC_CLUSTERS", "alpha,")
-    _assert_usage_error(run_cli("cleanup"), "KIBERTAS_ASYNC_CLUSTERS 'alpha,' has an empty entry")
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"KIBERTAS_ASYNC_CLUSTERS": "alpha,"}, "KIBERTAS_ASYNC_CLUSTERS 'alpha,' has an empty entry"),
+        ({"LOG_LEVEL": "loud"}, "'loud' is not one of debug, info, warning, error"),
+        ({"KIBERTAS_ASYNC_LOG_FORMAT": "xml"}, "'xml' is not one of auto, json, console"),
+    ],
+)
+def test_bad_environment_for_cleanup(
+    run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], expected: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    _assert_usage_error(run_cli("cleanup"), expected)
 
 
 def test_kubeconfig_with_an_empty_path_between_files(run_cli: RunCli, kubeconfig: Path) -> None:
