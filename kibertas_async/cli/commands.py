@@ -221,7 +221,7 @@ def run_command(args: argparse.Namespace) -> int:
         for target in targets
     }
     _check_report_paths(run_options, registry)
-    run_id = args.run_id or _new_run_id()
+    run_id = _new_run_id() if args.run_id is None else args.run_id
     _check_run_id(run_id)
     plan = RunPlan(
         run_id=run_id,

@@ -82,15 +82,19 @@ def read_kubeconfig(paths: list[Path], *, required: bool) -> KubeconfigContexts:
             continue
         if not isinstance(loaded, dict):
             raise UsageError(f"kubeconfig {path} is not a kubeconfig (expected a mapping)")
+        for key in ("clusters", "contexts"):
+            if not isinstance(loaded.get(key) or [], list):
+                raise UsageError(f"kubeconfig {path} is not a kubeconfig ('{key}' must be a list)")
         servers = {
             entry.get("name"): (entry.get("cluster") or {}).get("server", "?")
             for entry in loaded.get("clusters") or []
-            if isinstance(entry, dict)
+            if isinstance(entry, dict) and isinstance(entry.get("cluster") or {}, dict)
         }
         for entry in loaded.get("contexts") or []:
             if not isinstance(entry, dict) or not entry.get("name"):
                 continue
-            cluster = (entry.get("context") or {}).get("cluster")
+            context = entry.get("context") or {}
+            cluster = context.get("cluster") if isinstance(context, dict) else None
             found.contexts.setdefault(str(entry["name"]), str(servers.get(cluster, "?")))
         if found.current is None and loaded.get("current-context"):
             found.current = str(loaded["current-context"])

@@ -65,6 +65,7 @@ def _assert_usage_error(result: object, expected: str, *, prefix: str = "kiberta
         (["run", "sleeper-1", "--run-timeout=-5s"], "'-5s' is not a duration"),
         (["run", "sleeper-1", "--run-id", "a" * 64], "must be a valid label value"),
         (["run", "sleeper-1", "--run-id", "ends-with-dash-"], "must be a valid label value"),
+        (["run", "sleeper-1", "--run-id", ""], "--run-id '' must be a valid label value"),
         # Option values that are only whitespace (a quoting slip), secret or not.
         (["run", "sleeper-1", "--report-json", " "], "for --report-json (from flag --report-json): the value is only"),
         (["run", "sleeper-1", "--synthetic-secret", " \t"], "invalid value <secret> for --synthetic-secret"),
@@ -200,6 +201,19 @@ def test_kubeconfig_that_is_a_list(run_cli: RunCli, tmp_path: Path) -> None:
     listed = tmp_path / "list.yaml"
     listed.write_text("- apiVersion: v1\n")
     _assert_usage_error(run_cli("run", "sleeper-1", "--kubeconfig", str(listed)), "is not a kubeconfig")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("apiVersion: v1\nclusters: 5\n", "'clusters' must be a list"),
+        ("apiVersion: v1\ncontexts: {alpha: beta}\n", "'contexts' must be a list"),
+    ],
+)
+def test_kubeconfig_of_the_wrong_shape(run_cli: RunCli, tmp_path: Path, content: str, expected: str) -> None:
+    odd = tmp_path / "odd.yaml"
+    odd.write_text(content)
+    _assert_usage_error(run_cli("run", "sleeper-1", "--kubeconfig", str(odd)), expected)
 
 
 def test_current_context_missing_from_the_kubeconfig(run_cli: RunCli, tmp_path: Path) -> None:
