@@ -16,7 +16,7 @@ import anyio
 from kibertas_async.checks.cleanup import CleanupStack
 from kibertas_async.engine.results import Outcome, StepResult
 from kibertas_async.errors import CheckError, CheckFailed, CheckSkipped, StepTimeout, primary_exception
-from kibertas_async.kube.errors import KubeApiError
+from kibertas_async.kube.errors import KubeApiError, KubeUnavailable
 from kibertas_async.kube.resources import NAMESPACES, Resource
 
 if TYPE_CHECKING:
@@ -39,6 +39,8 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kibertas-async"
 RUN_ID_LABEL = "kibertas-async/run-id"
 CHECK_LABEL = "kibertas-async/check"
+CREATE_RETRY_SECONDS = 30.0
+"""How long ``ctx.create`` retries a POST while the API server cannot be reached (a restart)."""
 OBJECT_ID_LABEL = "kibertas-async/object-id"
 """Put on an object created with ``generateName``, so cleanup can find it before its name is known."""
 
@@ -270,25 +272,49 @@ class CheckContext:
                 )
 
         handle = self.cleanup.push(f"delete {resource.kind} {where}{shown}", delete)
-        try:
-            created = await self.kube.create(resource, manifest, namespace)
-        except KubeApiError as error:
-            if error.status == 409 and "name" in known:
-                # A retried POST whose first attempt went through: the object may be ours after all.
-                found = await find_ours()
-                if found is not None:
-                    created = found
-                else:
-                    self.cleanup.discard(handle)  # someone else's object has that name: never delete it
-                    raise
-            elif 400 <= error.status < 500:
-                self.cleanup.discard(handle)  # refused: nothing was created
-                raise
-            else:
-                raise
+        created = await self._post_retrying(resource, manifest, namespace, find_ours, handle)
         known.update(name=created["metadata"]["name"], uid=_uid(created))
         self.log.info("object.created", kind=resource.kind, name=f"{where}{known['name']}")
         return created
+
+    async def _post_retrying(
+        self,
+        resource: Resource,
+        manifest: KubeObject,
+        namespace: str | None,
+        find_ours: Callable[[], Awaitable[KubeObject | None]],
+        handle: object,
+    ) -> KubeObject:
+        """POST, retrying while the API server cannot be reached (a restart), for at most
+        :data:`CREATE_RETRY_SECONDS`. Before each retry, look for the object: the lost attempt may have
+        gone through, and a second POST must not make a second object."""
+        give_up = anyio.current_time() + CREATE_RETRY_SECONDS
+        attempt = 0
+        while True:
+            try:
+                return await self.kube.create(resource, manifest, namespace)
+            except KubeApiError as error:
+                if error.status == 409 and manifest["metadata"].get("name"):
+                    # A retried POST whose first attempt went through: the object may be ours after all.
+                    found = await find_ours()
+                    if found is not None:
+                        return found
+                if 400 <= error.status < 500:
+                    self.cleanup.discard(handle)  # refused: nothing was created (409: someone else's name)
+                raise
+            except KubeUnavailable as error:
+                attempt += 1
+                delay = min(5.0, 0.2 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                if anyio.current_time() + delay > give_up:
+                    raise
+                self.progress(f"API server unreachable, retrying the {resource.kind} create: {error}")
+                await anyio.sleep(delay)
+            try:
+                found = await find_ours()
+            except (KubeUnavailable, KubeApiError):
+                continue
+            if found is not None:
+                return found
 
     async def _delete_exact(self, resource: Resource, name: str, namespace: str | None, uid: str) -> bool:
         """Delete this very object (its uid as precondition); ``False`` if it was already gone."""

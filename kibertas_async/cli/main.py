@@ -77,20 +77,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = _main(args_list)
     except UsageError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {_redacted(error)}", file=sys.stderr)
         code = 2
     except PluginError as error:
-        print(f"{PROG}: plugin error: {error}", file=sys.stderr)
+        print(f"{PROG}: plugin error: {_redacted(error)}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         code = 130
     except KibertasError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {_redacted(error)}", file=sys.stderr)
         code = 1
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _redacted(error: BaseException) -> str:
+    """The error's one line, with every secret known so far (and those in the environment) blanked."""
+    from kibertas_async.events import REDACTOR, environment_secrets
+
+    REDACTOR.add(environment_secrets(os.environ))
+    return str(REDACTOR.text(" ".join(str(error).split())))
 
 
 def _main(argv: list[str]) -> int:
