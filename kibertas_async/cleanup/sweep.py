@@ -205,15 +205,20 @@ async def sweep_clusters(
                 results[target.name] = await sweep_cluster(
                     kube, run_id, dry_run=dry_run, wait=wait, on_deleted=lambda item: on_deleted(target.name, item)
                 )
-        except KibertasError as error:
-            results[target.name] = SweepResult(cluster=target.name, error=str(error))
         except Exception as error:  # one cluster's breakage, whatever it is, must not stop the others
-            results[target.name] = SweepResult(cluster=target.name, error=f"{type(error).__name__}: {error}")
+            results[target.name] = SweepResult(cluster=target.name, error=_reason(error))
 
     async with anyio.create_task_group() as group:
         for target in targets:
             group.start_soon(sweep, target)
     return [results[target.name] for target in targets]
+
+
+def _reason(error: BaseException) -> str:
+    """The message of what went wrong; the first error inside a task group's exception group."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return str(error) if isinstance(error, KibertasError) else f"{type(error).__name__}: {error}"
 
 
 async def _still_there(kube: KubeClient, requested: Sequence[LabelledObject], wait: float) -> list[LabelledObject]:

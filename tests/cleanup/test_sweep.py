@@ -8,8 +8,15 @@ from typing import Any, cast
 
 import pytest
 
-from kibertas_async.cleanup import discover_resources, find_labelled, summary_lines, sweep_cluster
-from kibertas_async.kube import KubeApiError, KubeClient, KubeObject, Resource
+from kibertas_async.cleanup import (
+    discover_resources,
+    find_labelled,
+    summary_lines,
+    sweep,
+    sweep_cluster,
+    sweep_clusters,
+)
+from kibertas_async.kube import ClusterTarget, KubeApiError, KubeClient, KubeObject, KubeUnavailable, Resource
 from kibertas_async.kube.resources import NAMESPACES
 
 OURS = {"app.kubernetes.io/managed-by": "kibertas-async", "kibertas-async/run-id": "run-1"}
@@ -74,6 +81,12 @@ class FakeApiServer:
         if namespace is not None:
             meta["namespace"] = namespace
         self.objects[(resource, namespace, name)] = {"metadata": meta}
+
+    async def __aenter__(self) -> FakeApiServer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
 
     async def request(self, method: str, path: str, **_: Any) -> KubeObject:
         if path == "/apis/metrics.k8s.io/v1beta1":
@@ -197,3 +210,20 @@ async def test_a_refused_deletion_is_reported_and_the_rest_goes_on(api: FakeApiS
         ("ClusterRole kibertas-test-reader", "403 Forbidden")
     ]
     assert "Namespace kibertas-test-abc" in api.deleted
+
+
+@pytest.mark.anyio
+async def test_a_cluster_lost_half_way_is_an_error_not_an_empty_sweep(
+    api: FakeApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def connection_lost(*_args: Any, **_kwargs: Any) -> KubeObject:
+        raise KubeUnavailable("GET /api/v1/configmaps: ServerDisconnectedError")
+
+    async def connect(_target: ClusterTarget, **_kwargs: Any) -> FakeApiServer:
+        return api
+
+    monkeypatch.setattr(api, "list", connection_lost)
+    monkeypatch.setattr(sweep, "connect", connect)
+    [result] = await sweep_clusters([ClusterTarget(name="fake", context="fake")])
+    assert result.error == "GET /api/v1/configmaps: ServerDisconnectedError"
+    assert not result.ok
