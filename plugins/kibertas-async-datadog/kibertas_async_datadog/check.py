@@ -2,25 +2,30 @@
 
 The reference tool sleeps three minutes, then asks for ``avg:kubernetes.cpu.user.total{*}`` over a fixed
 window: any cluster's agent makes it pass. Here the query is scoped to the cluster by its Datadog tag,
-the window moves with each poll, polling starts at once with backoff, and rejected keys end the check at
-once instead of being retried until the timeout.
+the window moves with each poll, polling starts at once with backoff, rejected keys end the check at
+once instead of being retried until the timeout, and a rate limit (429) or an unavailable API (5xx) is
+waited out as long as Datadog asks (``Retry-After``, ``X-RateLimit-Reset``) within the wait timeout.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from typing import TYPE_CHECKING, ClassVar
 
 import anyio
 
-from kibertas_async import Check, CheckContext, Option, parse_duration
+from kibertas_async import Check, CheckContext, Option, StepTimeout, parse_duration
 
 if TYPE_CHECKING:
-    from kibertas_async_datadog.metrics import MetricsClient, Series
+    from kibertas_async_datadog.metrics import DatadogUnavailable, MetricsClient, Series
 
 DEFAULT_QUERY = "avg:kubernetes.cpu.user.total{kube_cluster_name:{cluster}}"
 CLUSTER_PLACEHOLDER = "{cluster}"
 STEP_WAIT_FOR_METRICS = "wait for metrics in Datadog"
+FIRST_DELAY = 2.0
+"""Seconds between the first two queries; the delay doubles after each further one, up to MAX_DELAY."""
+MAX_DELAY = 30.0
 
 
 def parse_http_url(text: str) -> str:
@@ -135,8 +140,8 @@ class DatadogAgentCheck(Check):
 
             async with MetricsClient(api_url, ctx.options[API_KEY], ctx.options[APP_KEY]) as client:
                 poller = _SeriesPoller(ctx, client, query, window)
-                with anyio.move_on_after(wait_timeout):
-                    series = await ctx.poll(poller.attempt, first_delay=2.0, max_delay=30.0)
+                with anyio.move_on_after(wait_timeout) as waiting:
+                    series = await poller.poll(waiting.deadline)
                     best = max(series, key=lambda item: item.points)
                     ctx.fact("series", len(series))
                     ctx.fact("points", best.points)
@@ -144,6 +149,15 @@ class DatadogAgentCheck(Check):
                     ctx.fact("last_value", best.last_value)
                     ctx.fact("attempts", poller.attempts)
                     return
+                if poller.unavailable is not None:
+                    # Datadog never gave the answer: that proves nothing about the agent, so it is a
+                    # timeout of this step, not NG.
+                    raise StepTimeout(
+                        f"no answer from Datadog within {wait_timeout:g}s ({poller.attempts} queries; "
+                        f"last: {poller.last_observation})",
+                        step=STEP_WAIT_FOR_METRICS,
+                        timeout=wait_timeout,
+                    )
                 ctx.fail(
                     f"the series of {query} stayed empty for {wait_timeout:g}s "
                     f"({poller.attempts} queries over the last {window}s each; last: {poller.last_observation})"
@@ -151,7 +165,7 @@ class DatadogAgentCheck(Check):
 
 
 class _SeriesPoller:
-    """One query per call over a window ending now; ``None`` while nothing (or nothing yet) came back."""
+    """One query per attempt over a window ending now, until a series with points comes back."""
 
     def __init__(self, ctx: CheckContext, client: MetricsClient, query: str, window: int) -> None:
         self._ctx = ctx
@@ -160,8 +174,30 @@ class _SeriesPoller:
         self._window = window
         self.attempts = 0
         self.last_observation = "no answer yet"
+        self.unavailable: DatadogUnavailable | None = None
+        """Why the last query got no answer (network, 429, 5xx); ``None`` once Datadog answered."""
+
+    async def poll(self, deadline: float) -> list[Series]:
+        """Query until a series has points: at once, then with backoff (``FIRST_DELAY`` doubling up to
+        ``MAX_DELAY``, with jitter), but never sooner than Datadog asked. Waits end at ``deadline`` (on
+        anyio's clock) or the check's own deadline, whichever comes first.
+
+        Not ``ctx.poll``: that cannot be told how long the server asked to wait.
+        """
+        delay = FIRST_DELAY
+        deadline = min(deadline, self._ctx.deadline)
+        while True:
+            series = await self.attempt()
+            if series is not None:
+                return series
+            wait = delay * random.uniform(0.8, 1.2)
+            if self.unavailable is not None and self.unavailable.retry_after is not None:
+                wait = max(wait, self.unavailable.retry_after)
+            await anyio.sleep(max(0.0, min(wait, deadline - anyio.current_time())))
+            delay = min(MAX_DELAY, delay * 2)
 
     async def attempt(self) -> list[Series] | None:
+        """One query: the series with points, or ``None`` (and the step's progress says why)."""
         from kibertas_async_datadog.metrics import DatadogRejected, DatadogUnavailable
 
         self.attempts += 1
@@ -176,8 +212,10 @@ class _SeriesPoller:
                 )
             self._ctx.fail(f"Datadog rejected the query {self._query!r} (HTTP {error.status}: {error.detail})")
         except DatadogUnavailable as error:
-            self.last_observation = f"query failed: {error}"
+            self.unavailable = error
+            self.last_observation = error.explain()
         else:
+            self.unavailable = None
             with_points = [item for item in series if item.points]
             if with_points:
                 return with_points

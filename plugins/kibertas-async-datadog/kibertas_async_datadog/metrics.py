@@ -3,11 +3,15 @@
 It is imported when the check runs, never by ``kibertas-async list`` or ``--help``: the client library
 takes a noticeable time to import. Above it, the check sees :class:`Series` and two errors:
 :class:`DatadogRejected` (permanent: bad keys, bad query; never retried) and :class:`DatadogUnavailable`
-(temporary: network, 5xx, 429; the check polls again).
+(temporary: network, 5xx, 429; the check polls again, no sooner than :attr:`DatadogUnavailable.retry_after`
+when Datadog said how long to wait).
 """
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -42,6 +46,32 @@ class DatadogRejected(Exception):
 class DatadogUnavailable(Exception):
     """The request did not get an answer worth acting on this time (network, 5xx, 429, timeout)."""
 
+    def __init__(
+        self, detail: str, *, status: int | None = None, retry_after: float | None = None, limit_name: str = ""
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
+        """The HTTP status; ``None`` when no answer came."""
+        self.retry_after = retry_after
+        """Seconds Datadog asked us to wait before the next request; ``None`` when it did not say."""
+        self.limit_name = limit_name
+        """``X-RateLimit-Name`` of a 429: the rate limit to ask Datadog support to raise."""
+
+    @property
+    def rate_limited(self) -> bool:
+        """Whether Datadog answered 429 Too Many Requests."""
+        return self.status == 429
+
+    def explain(self) -> str:
+        """One line for the step's progress and the check's reason, with the wait Datadog asked for:
+        ``rate limited by Datadog (retry after 2s), limit 'query'``."""
+        asked = "" if self.retry_after is None else f"retry after {math.ceil(self.retry_after)}s"
+        if self.rate_limited:
+            limit = f", limit {self.limit_name!r}" if self.limit_name else ""
+            return f"rate limited by Datadog ({asked or 'no wait given'}){limit}"
+        return f"query failed: {self.detail}" + (f" ({asked})" if asked else "")
+
 
 class MetricsClient:
     """An open connection to one Datadog site's API, for ``GET /api/v1/query``."""
@@ -72,7 +102,8 @@ class MetricsClient:
         """The series ``query`` yields between ``start`` and ``end`` (Unix seconds).
 
         :raises DatadogRejected: on 400, 401, 403 (and any other 4xx but 408/429).
-        :raises DatadogUnavailable: on network errors, timeouts, 408, 429 and 5xx.
+        :raises DatadogUnavailable: on network errors, timeouts, 408, 429 and 5xx, with the wait the
+            answer's headers ask for (:func:`asked_wait`).
         """
         from aiosonic.exceptions import AiosonicError  # type: ignore[import-untyped]  # under AsyncApiClient
         from datadog_api_client.exceptions import ApiException
@@ -93,10 +124,48 @@ class MetricsClient:
             detail = _error_detail(error.body) or str(error.reason or "")
             if 400 <= status < 500 and status not in (408, 429):
                 raise DatadogRejected(status, detail) from None
-            raise DatadogUnavailable(f"HTTP {status}: {detail}") from None
+            headers = {str(name).lower(): str(value) for name, value in (error.headers or {}).items()}
+            raise DatadogUnavailable(
+                f"HTTP {status}: {detail}",
+                status=status,
+                retry_after=asked_wait(status, headers),
+                limit_name=headers.get("x-ratelimit-name", "") if status == 429 else "",
+            ) from None
         except (OSError, AiosonicError) as error:
             raise DatadogUnavailable(f"{type(error).__name__}: {error}") from None
         return [_summarise(series) for series in response.get("series", [])]
+
+
+def asked_wait(status: int, headers: Mapping[str, str], clock: Callable[[], float] = time.time) -> float | None:
+    """Seconds an answer asks the client to wait before the next request; ``None`` when it does not say.
+
+    ``Retry-After`` (seconds, or an HTTP date) on any status; otherwise, on a 429, Datadog's
+    ``X-RateLimit-Reset``: the seconds until the rate-limit window resets (not a Unix time, unlike
+    Chatwork's). ``headers`` are keyed in lower case.
+    """
+    retry_after = headers.get("retry-after", "").strip()
+    if retry_after:
+        seconds = _seconds(retry_after)
+        if seconds is not None:
+            return seconds
+        from email.utils import parsedate_to_datetime  # rarely needed; costly to import
+
+        try:
+            return max(0.0, parsedate_to_datetime(retry_after).timestamp() - clock())
+        except (TypeError, ValueError):
+            pass
+    if status == 429:
+        return _seconds(headers.get("x-ratelimit-reset", ""))
+    return None
+
+
+def _seconds(text: str) -> float | None:
+    """A finite number of seconds (below zero counts as zero); ``None`` for anything else."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _summarise(series: Any) -> Series:

@@ -16,8 +16,23 @@ DaemonSet has Running pods, and only if its ``kube_cluster_name:`` tags (if any)
 points start when the oldest Running agent pod started, one every :data:`POINT_INTERVAL` seconds. So
 deleting the DaemonSet, or making its pods disappear, empties the series, as it would in Datadog.
 
-``GET /_standin/stats`` answers ``{"requests": N, "rejected": M}`` (queries received, refused with 403),
-so tests can prove a client did not retry a refusal. Run it with
+Stand-in-only endpoints, for tests (Datadog has nothing like them):
+
+- ``GET /_standin/stats`` answers ``{"requests": N, "rejected": M, "faulted": F}`` (queries received,
+  refused with 403, answered with a scripted fault), so tests can prove a client did not retry a refusal.
+- ``GET /_standin/requests`` answers ``{"requests": [{"n": 1, "at": 12345.6, "status": 200}, ...]}``: the
+  last :data:`RECENT_REQUESTS` queries, numbered as ``requests`` counts them, with their arrival on the
+  host's monotonic clock (``time.monotonic()``, the same in every process) and the status answered, so a
+  test can measure how long a client waited between two queries.
+- ``POST /_standin/faults`` with ``{"status": 429, "count": 2, "retry_after": 2, "ratelimit_reset": 2}``
+  answers the next ``count`` authenticated queries with ``status`` (400 to 599) instead of the series,
+  after any faults already queued; ``retry_after`` (seconds) adds ``Retry-After``, and a 429 carries
+  Datadog's rate-limit headers (``X-RateLimit-Limit``, ``-Period``, ``-Remaining: 0``, ``-Name``, and
+  ``-Reset`` with ``ratelimit_reset`` seconds). It answers ``{"pending": P}``, the faults queued.
+  ``DELETE /_standin/faults`` drops the queued faults. The stand-in runs as its own process in the
+  sandbox, so this is how a test makes Datadog rate-limit or fail.
+
+Run it with
 ``python -m kibertas_async_datadog.standin --port P --cluster-name NAME --kubeconfig PATH``; the keys
 come from ``$STANDIN_DD_API_KEY`` and ``$STANDIN_DD_APP_KEY``.
 """
@@ -25,11 +40,15 @@ come from ``$STANDIN_DD_API_KEY`` and ``$STANDIN_DD_APP_KEY``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import time
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -44,6 +63,14 @@ POINT_INTERVAL = 20
 """Seconds between two points, as the agent's default check interval (15 s) rounded by Datadog's rollup."""
 API_KEY_ENV = "STANDIN_DD_API_KEY"
 APP_KEY_ENV = "STANDIN_DD_APP_KEY"
+RECENT_REQUESTS = 200
+"""How many queries ``GET /_standin/requests`` remembers."""
+MAX_FAULTS = 10_000
+"""Most faults one ``POST /_standin/faults`` may queue ("all queries for the rest of a test")."""
+RATE_LIMIT = 100
+RATE_LIMIT_PERIOD = 10
+RATE_LIMIT_NAME = "metrics_query"
+"""What a scripted 429 says the query endpoint's limit is (requests per period, and its name)."""
 
 _QUERY = re.compile(r"^\s*(?:(?P<aggr>avg|sum|min|max):)?(?P<metric>[A-Za-z][\w.]*)\s*\{(?P<scope>[^}]*)\}")
 
@@ -88,6 +115,57 @@ def point_times(start: int, end: int, agent_since: float) -> list[int]:
     return sorted(times)
 
 
+@dataclass(frozen=True)
+class ScriptedFault:
+    """How to answer one query instead of the series: a status and its headers."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[str]:
+        """The ``errors`` of the body, worded as Datadog words them."""
+        if self.status == 429:
+            return [f"Rate limit of {RATE_LIMIT} requests in {RATE_LIMIT_PERIOD} seconds reached. Try again later."]
+        try:
+            return [HTTPStatus(self.status).phrase]
+        except ValueError:  # a status without a name, such as 599
+            return [f"HTTP {self.status}"]
+
+
+def parse_faults(document: object) -> list[ScriptedFault]:
+    """The faults ``POST /_standin/faults`` asks for: ``{"status", "count"?, "retry_after"?, "ratelimit_reset"?}``.
+
+    :raises ValueError: when the document is not such an object.
+    """
+    if not isinstance(document, dict) or set(document) - {"status", "count", "retry_after", "ratelimit_reset"}:
+        raise ValueError('expected {"status": 429, "count": 1, "retry_after": 2, "ratelimit_reset": 2}')
+    status, count = document.get("status"), document.get("count", 1)
+    if not isinstance(status, int) or not 400 <= status <= 599:
+        raise ValueError(f"status must be an HTTP error status (400-599), not {status!r}")
+    if not isinstance(count, int) or not 1 <= count <= MAX_FAULTS:
+        raise ValueError(f"count must be an integer from 1 to {MAX_FAULTS}, not {count!r}")
+    headers: dict[str, str] = {}
+    for key, header in (("retry_after", "Retry-After"), ("ratelimit_reset", "X-RateLimit-Reset")):
+        value = document.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{key} must be a number of seconds, not {value!r}")
+        if header == "Retry-After" or status == 429:
+            headers[header] = f"{value:g}"
+    if status == 429:
+        headers.update(
+            {
+                "X-RateLimit-Limit": str(RATE_LIMIT),
+                "X-RateLimit-Period": str(RATE_LIMIT_PERIOD),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Name": RATE_LIMIT_NAME,
+            }
+        )
+    return [ScriptedFault(status, headers) for _ in range(count)]
+
+
 class DatadogStandin:
     """The aiohttp application and the cluster it reads agent pods from."""
 
@@ -98,14 +176,22 @@ class DatadogStandin:
         self._app_key = app_key
         self.requests = 0
         self.rejected = 0
+        self.faulted = 0
+        self.recent: deque[dict[str, float]] = deque(maxlen=RECENT_REQUESTS)
+        """The last queries: ``n`` (their number), ``at`` (monotonic arrival) and ``status``."""
+        self.faults: deque[ScriptedFault] = deque()
+        """Answers queued for the next authenticated queries, first first."""
 
     def application(self) -> web.Application:
-        """The routes: the query endpoint, the counters and a health probe."""
+        """The routes: the query endpoint, the stand-in's own endpoints and a health probe."""
         from aiohttp import web
 
         app = web.Application()
         app.router.add_get("/api/v1/query", self.query)
         app.router.add_get("/_standin/stats", self.stats)
+        app.router.add_get("/_standin/requests", self.recent_requests)
+        app.router.add_post("/_standin/faults", self.add_faults)
+        app.router.add_delete("/_standin/faults", self.clear_faults)
         app.router.add_get("/healthz", self.health)
         return app
 
@@ -119,18 +205,55 @@ class DatadogStandin:
         """How many queries came in, and how many were refused."""
         from aiohttp import web
 
-        return web.json_response({"requests": self.requests, "rejected": self.rejected})
+        return web.json_response({"requests": self.requests, "rejected": self.rejected, "faulted": self.faulted})
 
-    async def query(self, request: web.Request) -> web.Response:
-        """``GET /api/v1/query``: authenticate, validate, answer with this cluster's series (or none)."""
+    async def recent_requests(self, request: web.Request) -> web.Response:
+        """The last queries: number, arrival (monotonic seconds) and status."""
         from aiohttp import web
 
+        return web.json_response({"requests": list(self.recent)})
+
+    async def add_faults(self, request: web.Request) -> web.Response:
+        """Queue faults for the next queries (see the module's docstring)."""
+        from aiohttp import web
+
+        try:
+            faults = parse_faults(json.loads(await request.text()))
+        except ValueError as error:  # json.JSONDecodeError included
+            return web.json_response({"errors": [str(error)]}, status=400)
+        self.faults.extend(faults)
+        return web.json_response({"pending": len(self.faults)})
+
+    async def clear_faults(self, request: web.Request) -> web.Response:
+        """Drop the queued faults."""
+        from aiohttp import web
+
+        self.faults.clear()
+        return web.json_response({"pending": 0})
+
+    async def query(self, request: web.Request) -> web.Response:
+        """``GET /api/v1/query``: authenticate, play a queued fault if any, validate, answer with this
+        cluster's series (or none)."""
+        arrived = time.monotonic()
         self.requests += 1
+        number = self.requests
+        response = await self._answer_query(request)
+        self.recent.append({"n": number, "at": arrived, "status": response.status})
+        return response
+
+    async def _answer_query(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         if request.headers.get("DD-API-KEY") != self._api_key or (
             request.headers.get("DD-APPLICATION-KEY") != self._app_key
         ):
             self.rejected += 1
             return web.json_response({"errors": ["Forbidden"]}, status=403)
+        if self.faults:
+            # After authentication, as Datadog counts rate limits per organisation.
+            fault = self.faults.popleft()
+            self.faulted += 1
+            return web.json_response({"errors": fault.errors}, status=fault.status, headers=fault.headers)
         missing = [name for name in ("from", "to", "query") if not request.query.get(name)]
         if missing:
             return web.json_response({"errors": [f"missing required parameter(s): {', '.join(missing)}"]}, status=400)
