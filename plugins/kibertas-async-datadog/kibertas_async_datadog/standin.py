@@ -320,6 +320,36 @@ def _timestamp(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+class StandinControl:
+    """A client of the stand-in-only endpoints, for tests and scripts: ``urls`` maps a cluster's name to
+    its stand-in's base URL (``datadog-api-url`` in the sandbox's run config)."""
+
+    def __init__(self, urls: dict[str, str]) -> None:
+        self._urls = urls
+
+    def _call(self, cluster: str, method: str, path: str, document: object = None) -> Any:
+        import urllib.request
+
+        data = None if document is None else json.dumps(document).encode()
+        request = urllib.request.Request(f"{self._urls[cluster]}{path}", data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+
+    def fault(self, cluster: str, **document: object) -> None:
+        """``POST /_standin/faults``: answer the next queries of ``cluster`` with a 429 or 5xx."""
+        self._call(cluster, "POST", "/_standin/faults", document)
+
+    def clear_faults(self, cluster: str) -> None:
+        """``DELETE /_standin/faults``."""
+        self._call(cluster, "DELETE", "/_standin/faults")
+
+    def requests_after(self, cluster: str, number: int) -> list[dict[str, float]]:
+        """The queries ``cluster``'s stand-in received after its ``number``-th: ``n``, ``at``, ``status``."""
+        recent: list[dict[str, float]] = self._call(cluster, "GET", "/_standin/requests")["requests"]
+        return [item for item in recent if item["n"] > number]
+
+
 async def serve(port: int, cluster_name: str, kubeconfig: str) -> None:
     """Run the stand-in on ``127.0.0.1:port`` until cancelled."""
     import anyio

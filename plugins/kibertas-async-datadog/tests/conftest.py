@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from kibertas_async.cli import main
 from kibertas_async.sandbox.addons.discovery import RUN_CONFIG_NAME
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import TEST_CLUSTER_NAMES, kubectl
+from kibertas_async_datadog.standin import StandinControl
 
 MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=kibertas-async"
 
@@ -88,6 +89,20 @@ def standin_stats(sandbox: Sandbox) -> Callable[[str], dict[str, int]]:
         return counters
 
     return stats
+
+
+@pytest.fixture
+def standin_control(sandbox: Sandbox) -> Iterator[StandinControl]:
+    """Scripted faults and request times of the stand-ins; faults left queued are dropped afterwards."""
+    document = yaml.safe_load((sandbox.state_dir / RUN_CONFIG_NAME).read_text(encoding="utf-8"))
+    control = StandinControl(
+        {cluster: document["clusters"][cluster]["datadog-api-url"] for cluster in TEST_CLUSTER_NAMES}
+    )
+    try:
+        yield control
+    finally:
+        for cluster in TEST_CLUSTER_NAMES:
+            control.clear_faults(cluster)
 
 
 @pytest.fixture

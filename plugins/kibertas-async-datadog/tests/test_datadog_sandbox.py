@@ -1,7 +1,9 @@
-"""The datadog-agent check against the sandbox's Datadog stand-in: pass, agent down, bad keys."""
+"""The datadog-agent check against the sandbox's Datadog stand-in: pass, agent down, bad keys, and
+Datadog answering 429 or 5xx (through the stand-in's fault switch)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,7 +14,7 @@ from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import kubectl
 from kibertas_async_datadog.check import STEP_WAIT_FOR_METRICS
 from kibertas_async_datadog.sandbox import AGENT_NAMESPACE, api_key_for, app_key_for
-from kibertas_async_datadog.standin import AGENT_NAME
+from kibertas_async_datadog.standin import AGENT_NAME, StandinControl
 
 CHECK = "datadog-agent"
 RunCheck = Callable[..., Any]
@@ -113,3 +115,64 @@ def test_missing_keys_fail_before_any_query(run_check: RunCheck, standin_stats: 
     assert result["outcome"] == "failed"
     assert result["reason"] == "not configured: --datadog-app-key (DD_APP_KEY) must be set"
     assert standin_stats("sandbox-1")["requests"] == before
+
+
+def _gaps(requests: list[dict[str, float]]) -> list[float]:
+    return [later["at"] - earlier["at"] for earlier, later in itertools.pairwise(requests)]
+
+
+def test_rate_limited_twice_waits_as_asked_then_passes(
+    run_check: RunCheck, standin_stats: StandinStats, standin_control: StandinControl
+) -> None:
+    before = standin_stats("sandbox-1")["requests"]
+    standin_control.fault("sandbox-1", status=429, count=2, retry_after=2, ratelimit_reset=1)
+    run = run_check(CHECK)
+    assert run.code == 0, run.err
+    result = run.result("sandbox-1")
+    assert result["outcome"] == "passed"
+    assert result["facts"]["attempts"] == "3"
+    requests = standin_control.requests_after("sandbox-1", before)
+    assert [request["status"] for request in requests] == [429, 429, 200]
+    # Retry-After (2 s) wins over X-RateLimit-Reset (1 s) and over our own first backoff (about 2 s).
+    assert all(gap >= 2.0 for gap in _gaps(requests)), _gaps(requests)
+    assert run.result("sandbox-2")["outcome"] == "passed"
+
+
+def test_a_server_error_is_retried_then_passes(
+    run_check: RunCheck, standin_stats: StandinStats, standin_control: StandinControl
+) -> None:
+    before = standin_stats("sandbox-1")["requests"]
+    standin_control.fault("sandbox-1", status=503, count=1)
+    run = run_check(CHECK)
+    assert run.code == 0, run.err
+    assert run.result("sandbox-1")["outcome"] == "passed"
+    assert [request["status"] for request in standin_control.requests_after("sandbox-1", before)] == [503, 200]
+
+
+@pytest.mark.parametrize(
+    ("deadline", "reason_start"),
+    [
+        ("--datadog-wait-timeout", "no answer from Datadog within 4s ("),
+        ("--check-timeout", f"check did not finish within 4s; step '{STEP_WAIT_FOR_METRICS}' was still running"),
+    ],
+)
+def test_a_rate_limit_that_outlasts_the_wait_is_a_timeout_naming_it(
+    run_check: RunCheck,
+    standin_stats: StandinStats,
+    standin_control: StandinControl,
+    deadline: str,
+    reason_start: str,
+) -> None:
+    before = standin_stats("sandbox-1")["requests"]
+    standin_control.fault("sandbox-1", status=429, count=1000, ratelimit_reset=2)
+    run = run_check(CHECK, deadline, "4s")
+    assert run.code == 1
+    result = run.result("sandbox-1")
+    assert result["outcome"] == "timeout"
+    assert result["step"] == STEP_WAIT_FOR_METRICS
+    assert result["reason"].startswith(reason_start), result["reason"]
+    assert "rate limited by Datadog (retry after 2s)" in result["reason"]
+    requests = standin_control.requests_after("sandbox-1", before)
+    assert {request["status"] for request in requests} == {429}
+    assert all(gap >= 2.0 for gap in _gaps(requests)), _gaps(requests)
+    assert run.result("sandbox-2")["outcome"] == "passed"
