@@ -12,7 +12,8 @@ It behaves as Chatwork does for the parts a notifier relies on:
 Faults are scripted per request: :meth:`ChatworkStandin.rate_limit_next` answers ``429`` (with
 ``Retry-After`` and Chatwork's ``X-RateLimit-*`` headers) and :meth:`ChatworkStandin.fail_next` answers
 a server error, each for the next *N* requests, before any other check. Every request is recorded in
-:attr:`ChatworkStandin.requests`, every accepted message in :attr:`ChatworkStandin.messages`.
+:attr:`ChatworkStandin.requests` (with its arrival time, to measure a client's waits), every accepted
+message in :attr:`ChatworkStandin.messages`.
 
 Example::
 
@@ -52,6 +53,8 @@ class ReceivedRequest:
     content_type: str
     form: dict[str, str]
     status: int
+    received_at: float = field(default_factory=time.monotonic)
+    """When it arrived, on ``time.monotonic()``: the gaps between two requests are the client's waits."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,7 @@ class ChatworkStandin:
     # --- the endpoint --------------------------------------------------------------------------
 
     async def _post_message(self, request: web.Request) -> web.Response:
+        received_at = time.monotonic()
         room_id = request.match_info["room_id"]
         token = request.headers.get("X-ChatWorkToken")
         form = {key: str(value) for key, value in (await request.post()).items()}
@@ -155,7 +159,7 @@ class ChatworkStandin:
         def answer(status: int, document: object, headers: dict[str, str] | None = None) -> web.Response:
             from aiohttp import web
 
-            self.requests.append(ReceivedRequest(room_id, token, request.content_type, form, status))
+            self.requests.append(ReceivedRequest(room_id, token, request.content_type, form, status, received_at))
             return web.Response(
                 status=status, text=json.dumps(document), content_type="application/json", headers=headers
             )
