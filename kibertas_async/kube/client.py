@@ -7,10 +7,12 @@ can create any kind, custom resources included, without importing a client libra
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import random
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -21,7 +23,12 @@ from kibertas_async.kube.resources import Resource
 KubeObject = dict[str, Any]
 """A Kubernetes object as its JSON: ``{"apiVersion": ..., "kind": ..., "metadata": {...}, ...}``."""
 
-_RETRYABLE_STATUS = {429, 503}
+RETRYABLE_STATUS = frozenset({429, 503})
+"""Statuses that mean "not now": the request is sent again, after the Retry-After the server asks for."""
+RETRY_AFTER_CAP = 10.0
+"""The longest one retry waits, whatever Retry-After asks: the attempts stay within a step's deadline."""
+CLOSE_TIMEOUT = 5.0
+"""How long closing a connection pool nobody will use may take (shielded from cancellation)."""
 _MAX_ATTEMPTS = 6
 
 
@@ -74,28 +81,68 @@ class KubeClient:
         content_type: str = "application/json",
         timeout: float = 30.0,
     ) -> KubeObject:
-        """Send one request and return the decoded JSON body. Retries 429/503 honouring Retry-After."""
+        """Send one request and return the decoded JSON body.
+
+        429 and 503 are retried after the Retry-After the server asks for (at most
+        :data:`RETRY_AFTER_CAP` seconds per attempt); a GET that cannot reach the server is retried with
+        backoff. :class:`KubeApiError` or :class:`KubeUnavailable` once the attempts are used up.
+        """
         import aiohttp
 
         for attempt in range(1, _MAX_ATTEMPTS + 1):
+            response = await self._open(method, path, query, body, content_type, (10.0, timeout))
             try:
-                response = await self._send(method, path, query, body, content_type, (10.0, timeout))
+                data = await response.read()
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
                 if method != "GET" or attempt == _MAX_ATTEMPTS:
                     raise KubeUnavailable(f"{method} {path}: {type(error).__name__}: {error}") from None
                 await anyio.sleep(_backoff(attempt))
                 continue
-            try:
-                data = await response.read()
             finally:
                 response.release()
+            decoded: KubeObject = json.loads(data) if data else {}
+            return decoded
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def _open(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None,
+        body: object | None,
+        content_type: str,
+        timeout: Any,
+        *,
+        label: str | None = None,
+    ) -> Any:
+        """Send until the server answers below 300 and return that (unread) response.
+
+        The retry rules of every request, watches included: 429/503 after Retry-After, a GET (or a
+        watch) that cannot connect after backoff, up to :data:`_MAX_ATTEMPTS` attempts in all.
+        """
+        import aiohttp
+
+        label = label or method
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            try:
+                response = await self._send(method, path, query, body, content_type, timeout)
+            except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                if method != "GET" or attempt == _MAX_ATTEMPTS:
+                    raise KubeUnavailable(f"{label} {path}: {type(error).__name__}: {error}") from None
+                await anyio.sleep(_backoff(attempt))
+                continue
             if response.status < 300:
-                decoded: KubeObject = json.loads(data) if data else {}
-                return decoded
-            if response.status in _RETRYABLE_STATUS and attempt < _MAX_ATTEMPTS:
+                return response
+            try:
+                data = await response.read()
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                data = b""
+            finally:
+                response.release()
+            if response.status in RETRYABLE_STATUS and attempt < _MAX_ATTEMPTS:
                 await anyio.sleep(_retry_after(response.headers.get("Retry-After"), attempt))
                 continue
-            raise _api_error(response.status, data, method, path)
+            raise _api_error(response.status, data, label, path)
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def _send(
@@ -199,8 +246,10 @@ class KubeClient:
     ) -> AsyncGenerator[tuple[str, KubeObject], None]:
         """Yield ``(type, object)`` watch events from ``resource_version`` until the server ends the stream.
 
-        An ``ERROR`` event with code 410 (the version is too old) is raised as :class:`KubeApiError`,
-        so callers re-list.
+        Opening the stream follows :meth:`request`'s retry rules (429/503 after Retry-After, connection
+        errors after backoff). An ``ERROR`` event with code 410 (the version is too old) is raised as
+        :class:`KubeApiError`, so callers re-list. Most callers want :class:`~kibertas_async.kube.Informer`,
+        which does the listing, the resuming and the re-listing.
         """
         import aiohttp
 
@@ -215,13 +264,8 @@ class KubeClient:
         if label_selector:
             query["labelSelector"] = label_selector
         path = resource.path(namespace)
+        response = await self._open("GET", path, query, None, "", (10.0, timeout_seconds + 30.0), label="WATCH")
         try:
-            response = await self._send("GET", path, query, None, "", (10.0, timeout_seconds + 30.0))
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            raise KubeUnavailable(f"watch {path}: {type(error).__name__}: {error}") from None
-        try:
-            if response.status >= 300:
-                raise _api_error(response.status, await response.read(), "WATCH", path)
             buffer = b""
             try:
                 async for chunk in response.content.iter_any():
@@ -243,7 +287,7 @@ class KubeClient:
                             )
                         yield event_type, obj
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
-                raise KubeUnavailable(f"watch {path}: {type(error).__name__}: {error}") from None
+                raise KubeUnavailable(f"WATCH {path}: {type(error).__name__}: {error}") from None
         finally:
             response.release()
 
@@ -259,52 +303,25 @@ class KubeClient:
     ) -> KubeObject | None:
         """Wait, by list-then-watch, until ``until(object)`` is true; ``None`` stands for "absent".
 
-        Never polls on a fixed sleep: the object is listed once, then watched from that list's
-        resourceVersion; an expired version (410) re-lists, a dropped stream resumes from the last
-        version seen, an unreachable API server is retried with backoff. There is no timeout here:
-        the caller's step or check deadline bounds the wait. ``until`` may raise to end the wait early
-        (e.g. :class:`~kibertas_async.errors.CheckFailed` for a terminal condition). ``progress`` turns
-        the latest object into a short text given to ``on_progress`` (it explains a timeout).
+        An :class:`~kibertas_async.kube.Informer` on the one object (``fieldSelector=metadata.name=NAME``):
+        never a fixed sleep; an expired version (410) re-lists, a dropped, throttled or ended stream
+        resumes from the last version seen, with backoff. There is no timeout here: the caller's step or
+        check deadline bounds the wait. ``until`` is asked after the list and after every change, and may
+        raise to end the wait early (e.g. :class:`~kibertas_async.errors.CheckFailed` for a terminal
+        condition). ``progress`` turns the latest object into a short text given to ``on_progress``
+        (it explains a timeout).
         """
-        field_selector = f"metadata.name={name}"
-        resource_version: str | None = None
-        attempt = 0
+        from kibertas_async.kube.informer import Informer
 
-        def satisfied(obj: KubeObject | None) -> bool:
-            if progress is not None and on_progress is not None:
-                on_progress(progress(obj))
-            return until(obj)
-
-        while True:
-            try:
-                if resource_version is None:
-                    listed = await self.list(resource, namespace, field_selector=field_selector)
-                    items = listed["items"]
-                    current = items[0] if items else None
-                    if satisfied(current):
-                        return current
-                    resource_version = str(listed["metadata"].get("resourceVersion", ""))
-                events = self.watch(
-                    resource, namespace, resource_version=resource_version, field_selector=field_selector
-                )
-                # Close the stream (and its connection) now when we return from inside it, not whenever
-                # the abandoned generator is collected: an unclosed socket outlives the wait otherwise.
-                async with contextlib.aclosing(events):
-                    async for event_type, obj in events:
-                        attempt = 0
-                        resource_version = str(obj.get("metadata", {}).get("resourceVersion", resource_version))
-                        if event_type == "BOOKMARK":
-                            continue
-                        current = None if event_type == "DELETED" else obj
-                        if satisfied(current):
-                            return current
-            except KubeApiError as error:
-                if error.status != 410:
-                    raise
-                resource_version = None
-            except KubeUnavailable:
-                attempt += 1
-                await anyio.sleep(_backoff(attempt))
+        informer = Informer(self, resource, namespace, field_selector=f"metadata.name={name}")
+        async with contextlib.aclosing(informer.updates()) as updates:
+            async for _changes in updates:
+                current = next(iter(informer.objects.values()), None)
+                if progress is not None and on_progress is not None:
+                    on_progress(progress(current))
+                if until(current):
+                    return current
+        raise AssertionError("unreachable: an informer's updates never end")
 
 
 async def connect(target: ClusterTarget, *, timeout: float = 15.0) -> KubeClient:
@@ -332,12 +349,17 @@ async def connect(target: ClusterTarget, *, timeout: float = 15.0) -> KubeClient
     try:
         with anyio.fail_after(timeout):
             await client.request("GET", "/version", timeout=timeout)
-    except TimeoutError:
-        await client.aclose()
-        raise ClusterUnreachable(f"API server at {configuration.host} did not answer in {timeout:g}s") from None
-    except (KubeUnavailable, KubeApiError) as error:
-        await client.aclose()
-        raise ClusterUnreachable(f"API server at {configuration.host} is unreachable: {error}") from None
+    except BaseException as error:
+        # However the attempt ends short of success (no answer, an error, or a cancellation from the
+        # caller's deadline or a signal while the request is in flight), the connection pool must not
+        # outlive it; the cancellation itself is re-raised.
+        with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+            await client.aclose()
+        if isinstance(error, TimeoutError):
+            raise ClusterUnreachable(f"API server at {configuration.host} did not answer in {timeout:g}s") from None
+        if isinstance(error, KubeUnavailable | KubeApiError):
+            raise ClusterUnreachable(f"API server at {configuration.host} is unreachable: {error}") from None
+        raise
     return client
 
 
@@ -347,12 +369,19 @@ def _backoff(attempt: int) -> float:
 
 
 def _retry_after(header: str | None, attempt: int) -> float:
+    """Seconds before the next attempt: what ``Retry-After`` asks (seconds or an HTTP date), at most
+    :data:`RETRY_AFTER_CAP`; the usual backoff when it asks for nothing usable (absent, invalid, past)."""
+    seconds: float | None = None
     if header:
         try:
-            return min(30.0, max(0.0, float(header)))
+            seconds = float(header)
         except ValueError:
-            pass
-    return _backoff(attempt)
+            with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+                when = email.utils.parsedate_to_datetime(header)
+                seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds is None or not seconds > 0:
+        return _backoff(attempt)
+    return min(RETRY_AFTER_CAP, seconds)
 
 
 def _api_error(status: int, data: bytes, method: str, path: str) -> KubeApiError:
