@@ -1,0 +1,147 @@
+"""``ctx.create`` and ``ctx.namespace`` register the deletion before the POST, against a real API server:
+an object whose creation answer never arrived (connection lost, deadline mid-request) is still cleaned
+up; an object we did not create (a name already taken, a same-named object made later by someone else)
+is never deleted."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from kibertas_async.checks import CheckContext, CleanupGuard, CleanupStack
+from kibertas_async.events import get_logger
+from kibertas_async.kube import ClusterTarget, KubeApiError, KubeClient, KubeObject, KubeUnavailable, connect
+from kibertas_async.kube.resources import CONFIGMAPS, NAMESPACES, Resource
+from kibertas_async.options import OptionValues
+from kibertas_async.sandbox.runner import SandboxCluster
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def kube(sandbox_cluster: SandboxCluster) -> AsyncIterator[KubeClient]:
+    target = ClusterTarget(
+        sandbox_cluster.name, context=sandbox_cluster.context, kubeconfig=str(sandbox_cluster.kubeconfig)
+    )
+    async with await connect(target) as client:
+        yield client
+
+
+@pytest.fixture
+async def scratch(kube: KubeClient) -> AsyncIterator[str]:
+    """A namespace of the test's own (not made through a check context)."""
+    created = await kube.create(NAMESPACES, {"metadata": {"generateName": "create-cleanup-"}})
+    name: str = created["metadata"]["name"]
+    yield name
+    await kube.delete(NAMESPACES, name)
+
+
+def _context(kube: KubeClient, cleanup: CleanupStack, run_id: str = "create-cleanup") -> CheckContext:
+    return CheckContext(
+        run_id=run_id,
+        check_name="create-cleanup",
+        cluster=ClusterTarget("sandbox-1"),
+        options=OptionValues({}, {}),
+        log=get_logger(),
+        cleanup=cleanup,
+        kube=kube,
+        deadline=math.inf,
+    )
+
+
+def _stack() -> CleanupStack:
+    return CleanupStack(keep=False, action_timeout=60, guard=CleanupGuard())
+
+
+def _losing_the_answer(kube: KubeClient, then: Callable[[], Awaitable[None]]) -> None:
+    """The POST reaches the API server (the object is created), then ``then`` happens before its answer
+    is read: the connection drops, or a deadline fires while we wait."""
+    real_create = kube.create
+
+    async def create(resource: Resource, manifest: KubeObject, namespace: str | None = None) -> KubeObject:
+        await real_create(resource, manifest, namespace)
+        await then()
+        raise AssertionError("unreachable")
+
+    kube.create = create  # type: ignore[method-assign]
+
+
+async def _connection_reset() -> None:
+    raise KubeUnavailable("POST: ServerDisconnectedError: the connection closed before the answer")
+
+
+@pytest.mark.parametrize("naming", ["name", "generateName"])
+async def test_a_lost_answer_is_recovered_without_a_second_object_and_cleaned_up(
+    kube: KubeClient, scratch: str, naming: str
+) -> None:
+    cleanup = _stack()
+    ctx = _context(kube, cleanup)
+    _losing_the_answer(kube, _connection_reset)
+    manifest: KubeObject = {"metadata": {naming: "lost-answer"}, "data": {"k": "v"}}
+    created = await ctx.create(CONFIGMAPS, manifest, scratch)
+    made = (await kube.list(CONFIGMAPS, scratch, label_selector="kibertas-async/run-id=create-cleanup"))["items"]
+    assert [obj["metadata"]["uid"] for obj in made] == [created["metadata"]["uid"]], "one object, found again"
+    results = await cleanup.run()
+    assert [r.status for r in results] == ["done"]
+    assert (await kube.list(CONFIGMAPS, scratch, label_selector="kibertas-async/run-id=create-cleanup"))["items"] == []
+
+
+async def test_object_created_while_a_deadline_cancelled_the_request_is_still_deleted(
+    kube: KubeClient, scratch: str
+) -> None:
+    cleanup = _stack()
+    ctx = _context(kube, cleanup)
+    _losing_the_answer(kube, anyio.sleep_forever)
+    with anyio.move_on_after(1) as deadline:
+        await ctx.create(CONFIGMAPS, {"metadata": {"generateName": "cancelled-"}, "data": {"k": "v"}}, scratch)
+    assert deadline.cancelled_caught
+    made = (await kube.list(CONFIGMAPS, scratch, label_selector="kibertas-async/run-id=create-cleanup"))["items"]
+    assert len(made) == 1, "the POST did create it, under a generated name"
+    await cleanup.run()
+    assert (await kube.list(CONFIGMAPS, scratch, label_selector="kibertas-async/run-id=create-cleanup"))["items"] == []
+
+
+async def test_a_namespace_whose_answer_was_lost_is_recovered_and_cleaned_up(kube: KubeClient) -> None:
+    cleanup = _stack()
+    ctx = _context(kube, cleanup, run_id="lost-namespace")
+    _losing_the_answer(kube, _connection_reset)
+    name = await ctx.namespace("lost")
+    selector = "kibertas-async/run-id=lost-namespace"
+    assert [ns["metadata"]["name"] for ns in (await kube.list(NAMESPACES, label_selector=selector))["items"]] == [name]
+    await cleanup.run()
+    assert (await kube.list(NAMESPACES, label_selector=selector))["items"] == [], "cleanup waits until it is gone"
+
+
+async def test_a_name_already_taken_is_refused_and_the_other_object_survives(kube: KubeClient, scratch: str) -> None:
+    await kube.create(CONFIGMAPS, {"metadata": {"name": "taken"}, "data": {"owner": "someone else"}}, scratch)
+    cleanup = _stack()
+    ctx = _context(kube, cleanup)
+    with pytest.raises(KubeApiError) as refused:
+        await ctx.create(CONFIGMAPS, {"metadata": {"name": "taken"}, "data": {"k": "v"}}, scratch)
+    assert refused.value.status == 409
+    assert len(cleanup) == 0, "nothing was created, so nothing is to be deleted"
+    await cleanup.run()
+    survivor: Any = await kube.get(CONFIGMAPS, "taken", scratch)
+    assert survivor["data"] == {"owner": "someone else"}
+
+
+async def test_a_same_named_object_made_later_by_someone_else_is_not_deleted(kube: KubeClient, scratch: str) -> None:
+    cleanup = _stack()
+    ctx = _context(kube, cleanup)
+    await ctx.create(CONFIGMAPS, {"metadata": {"name": "reused"}, "data": {"k": "v"}}, scratch)
+    await kube.delete(CONFIGMAPS, "reused", scratch)
+    await kube.wait_for(CONFIGMAPS, "reused", scratch, lambda obj: obj is None)
+    await kube.create(CONFIGMAPS, {"metadata": {"name": "reused"}, "data": {"owner": "someone else"}}, scratch)
+    results = await cleanup.run()
+    assert results[0].status == "done"
+    survivor: Any = await kube.get(CONFIGMAPS, "reused", scratch)
+    assert survivor["data"] == {"owner": "someone else"}, "the uid precondition protects the new object"
