@@ -372,7 +372,7 @@ def list_command(args: argparse.Namespace) -> int:
             }
         )
     if args.json:
-        problems = [{"plugin": p.plugin, "error": p.error} for p in registry.problems]
+        problems = [{"plugin": p.plugin, "hook": p.hook, "error": p.error} for p in registry.problems]
         print(json.dumps({"checks": rows, "plugin_problems": problems}, indent=2))
     else:
         table = [("CHECK", "PLUGIN", "VERSION", "TAGS", "DESCRIPTION")] + [
@@ -393,7 +393,7 @@ def list_command(args: argparse.Namespace) -> int:
         if not rows:
             print("(no checks installed)")
         for problem in registry.problems:
-            print(f"plugin {problem.plugin} failed to load: {problem.error}", file=sys.stderr)
+            print(problem.describe(), file=sys.stderr)
     return 1 if registry.problems else 0
 
 
