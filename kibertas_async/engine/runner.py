@@ -23,7 +23,7 @@ from kibertas_async.checks import Check, CheckContext, CleanupGuard, CleanupStac
 from kibertas_async.engine import settings
 from kibertas_async.engine.results import CheckResult, CleanupResult, Outcome, PluginProblem, RunReport
 from kibertas_async.errors import CheckError, CheckFailed, CheckSkipped, StepTimeout, primary_exception
-from kibertas_async.events import REDACTOR, environment_secrets, get_logger
+from kibertas_async.events import REDACTOR, SecretRedactor, environment_secrets, get_logger
 from kibertas_async.hookcalls import call_each
 from kibertas_async.kube import ClusterTarget, ClusterUnreachable, KubeClient, connect
 from kibertas_async.options import OptionValues
@@ -47,9 +47,10 @@ class RunPlan:
 class ClusterSession:
     """One cluster's connection, opened once (by the first check that needs it) and shared."""
 
-    def __init__(self, target: ClusterTarget, connect_timeout: float) -> None:
+    def __init__(self, target: ClusterTarget, connect_timeout: float, redactor: SecretRedactor) -> None:
         self.target = target
         self._connect_timeout = connect_timeout
+        self._redactor = redactor
         self._lock = anyio.Lock()
         self._client: KubeClient | None = None
         self._error: ClusterUnreachable | None = None
@@ -60,6 +61,8 @@ class ClusterSession:
             if self._client is None and self._error is None:
                 try:
                     self._client = await connect(self.target, timeout=self._connect_timeout)
+                    # An exec plugin's token is known only now; it must not appear in any output either.
+                    self._redactor.add(self._client.credentials())
                 except ClusterUnreachable as error:
                     self._error = error
             if self._error is not None:
@@ -91,7 +94,7 @@ class Engine:
         }
         self._exclusive_locks: dict[tuple[str, str], anyio.Lock] = {}
         self._sessions = {
-            target.name: ClusterSession(target, options[settings.CONNECT_TIMEOUT]) for target in plan.clusters
+            target.name: ClusterSession(target, options[settings.CONNECT_TIMEOUT], REDACTOR) for target in plan.clusters
         }
         self.report = RunReport(
             run_id=plan.run_id,

@@ -51,6 +51,14 @@ def _variants(secret: str) -> set[str]:
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
+AUTHORIZATION = re.compile(
+    r"(?i)\b(bearer|authorization:)(\s+)(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,}"
+)
+"""A bearer token quoted in a text (``Bearer eyJ...``, ``Authorization: ...``): blanked whether it is known
+or not (a token an exec plugin refreshed mid-run, say). A credential has a digit or punctuation in it, so
+prose (``bearer authentication``) is left alone."""
+
+
 class SecretRedactor:
     """Blanks known secret values in texts, and (as a structlog processor) in every event."""
 
@@ -73,15 +81,15 @@ class SecretRedactor:
         self._forms = sorted(forms, key=len, reverse=True)
 
     def text(self, value: str) -> str:
-        """``value`` with every known secret replaced by ``<redacted>``."""
+        """``value`` with every known secret, and any bearer or basic credential, replaced by ``<redacted>``."""
         for form in self._forms:
             if form in value:
                 value = value.replace(form, REDACTED)
-        return value
+        return AUTHORIZATION.sub(lambda match: f"{match.group(1)}{match.group(2)}{REDACTED}", value)
 
     def value(self, value: Any) -> Any:
         """Any event value, redacted: strings, containers, and other objects through ``str()``."""
-        if not self._forms or value is None or isinstance(value, bool | int | float):
+        if value is None or isinstance(value, bool | int | float):
             return value
         if isinstance(value, str):
             return self.text(value)
@@ -96,8 +104,6 @@ class SecretRedactor:
         return value if redacted == text else redacted
 
     def __call__(self, _logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        if not self._forms:
-            return event
         for key, item in event.items():
             if key.startswith("_"):  # structlog's own bookkeeping (the stdlib record)
                 continue

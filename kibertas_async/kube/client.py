@@ -57,6 +57,19 @@ class KubeClient:
         """Another client over the same connection, with its own request counter (one per check)."""
         return KubeClient(self._api, self.cluster)
 
+    def credentials(self) -> list[str]:
+        """The secrets this client sends (the bearer token an exec plugin or a token file gave it, a
+        basic-auth password), so the redactor can blank them wherever they turn up."""
+        configuration = getattr(self._api, "configuration", None)
+        found: list[str] = []
+        for value in (getattr(configuration, "api_key", None) or {}).values():
+            text = str(value)
+            found += [text, text.removeprefix("Bearer ").strip()]
+        password = getattr(configuration, "password", None)
+        if password:
+            found.append(str(password))
+        return [value for value in found if value]
+
     async def aclose(self) -> None:
         """Close the connection pool, and give TLS connections the moment they need to shut down
         (aiohttp's advice), so none is left to raise a ResourceWarning later."""

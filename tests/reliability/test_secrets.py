@@ -151,3 +151,25 @@ def test_kubeconfig_credentials_are_all_found(leaky_kubeconfig: Path) -> None:
     redactor = SecretRedactor(kubeconfig_secrets([leaky_kubeconfig]))
     text = f"{KUBE_TOKEN} {KUBE_PASSWORD} {EXEC_KEY} MHcCAQEEIExampleKeyMaterial AWS_PROFILE=prod"
     assert redactor.text(text) == "<redacted> <redacted> <redacted> <redacted> AWS_PROFILE=prod"
+
+
+def test_bearer_credentials_are_blanked_even_when_unknown() -> None:
+    from kibertas_async.events import SecretRedactor
+
+    redactor = SecretRedactor()
+    assert redactor.text("header Authorization: Bearer eyJhb.GciOi.J9x") == "header Authorization: Bearer <redacted>"
+    assert redactor.text("bearer authentication failed") == "bearer authentication failed", "prose is left alone"
+
+
+async def test_a_connected_clients_token_is_known_to_the_redactor() -> None:
+    from kubernetes_asyncio.client import ApiClient, Configuration
+
+    from kibertas_async.kube import KubeClient
+
+    configuration = Configuration()
+    configuration.api_key["BearerToken"] = "Bearer exec-plugin-token-0123456789"
+    client = KubeClient(ApiClient(configuration=configuration), "exec")
+    try:
+        assert "exec-plugin-token-0123456789" in client.credentials()
+    finally:
+        await client.aclose()
