@@ -102,7 +102,7 @@ class NodeScaleUpCheck(Check):
             pods = Mirror(ctx.kube, PODS, namespace, label_selector=f"app.kubernetes.io/name={PROBE_NAME}")
             events = Mirror(ctx.kube, EVENTS, namespace)
             progress = ProbeProgress(ctx, pods, events, replicas)
-            events.on_change(progress.all_ready)
+            events.on_change(lambda _changes: progress.all_ready())
             async with ctx.step("wait for scale-up", timeout=ctx.options[SCALE_UP_TIMEOUT]):
                 await watchers.start(pods.run)
                 await watchers.start(events.run)
@@ -308,7 +308,7 @@ class ProbeProgress:
     events: Mirror
     replicas: int
 
-    def all_ready(self, _changed: Mirror | None = None) -> bool:
+    def all_ready(self, _mirror: Mirror | None = None) -> bool:
         """Whether ``replicas`` probe pods are Ready; records e.g. ``2/3 ready, 1 Pending: FailedScheduling:
         0/4 nodes are available: …; cluster-autoscaler: NotTriggerScaleUp: …``."""
         live = [pod for pod in self.pods.objects.values() if not pod["metadata"].get("deletionTimestamp")]

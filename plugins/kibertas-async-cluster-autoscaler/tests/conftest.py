@@ -17,13 +17,12 @@ import pytest
 
 from kibertas_async.checks.context import MANAGED_BY, MANAGED_BY_LABEL
 from kibertas_async.cli import main
-from kibertas_async.kube.client import ClusterTarget, connect
+from kibertas_async.kube import ClusterTarget, Informer, connect
 from kibertas_async.kube.resources import NODES
 from kibertas_async.sandbox.addons import AddonContext
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import TEST_CLUSTER_NAMES, kubectl
 from kibertas_async_cluster_autoscaler.checks import NODECLAIMS
-from kibertas_async_cluster_autoscaler.mirror import Mirror
 from kibertas_async_cluster_autoscaler.sandbox.addon import SandboxAutoscalerAddon
 from kibertas_async_cluster_autoscaler.sandbox.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, GROUP_LABEL
 
@@ -85,14 +84,14 @@ def wait_scaled_back(sandbox: Sandbox) -> None:
 
     async def one_cluster(name: str) -> None:
         async with await connect(ClusterTarget(name, context=name, kubeconfig=str(sandbox.kubeconfig))) as kube:
-            added_nodes = Mirror(kube, NODES, label_selector=GROUP_LABEL)
-            claims = Mirror(kube, NODECLAIMS)
+            added_nodes = Informer(kube, NODES, label_selector=GROUP_LABEL)
+            claims = Informer(kube, NODECLAIMS)
             async with anyio.create_task_group() as group:
                 await group.start(added_nodes.run)
                 await group.start(claims.run)
                 with anyio.fail_after(SCALED_BACK_TIMEOUT):
-                    await added_nodes.wait_until(lambda mirror: not mirror.objects)
-                    await claims.wait_until(lambda mirror: not mirror.objects)
+                    await added_nodes.wait_until(lambda informer: not informer.objects)
+                    await claims.wait_until(lambda informer: not informer.objects)
                 group.cancel_scope.cancel()
         # A watch stopped mid-stream closes its TLS connection gracefully, which takes a few loop turns
         # after the client is closed; an event loop that ends at once leaves the socket to the garbage

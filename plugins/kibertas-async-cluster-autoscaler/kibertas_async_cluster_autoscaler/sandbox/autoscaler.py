@@ -32,6 +32,7 @@ import secrets
 import string
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -39,12 +40,11 @@ from typing import Any
 
 import anyio
 
-from kibertas_async.kube import KubeClient, KubeObject
+from kibertas_async.kube import Change, Informer, KubeClient, KubeObject
 from kibertas_async.kube.client import ClusterTarget, connect
 from kibertas_async.kube.errors import KubeApiError, KubeUnavailable
 from kibertas_async.kube.resources import CONFIGMAPS, EVENTS, NODES, PODS
 from kibertas_async_cluster_autoscaler.checks import NODECLAIMS, NODEPOOLS
-from kibertas_async_cluster_autoscaler.mirror import Mirror
 from kibertas_async_cluster_autoscaler.sandbox.config import (
     CONFIGMAP_NAME,
     CONFIGMAP_NAMESPACE,
@@ -83,13 +83,13 @@ class PlannedNode:
 
 @dataclass
 class Autoscaler:
-    """The decisions, over live mirrors of the cluster's pods, nodes and the settings ConfigMap."""
+    """The decisions, over informers on the cluster's pods, nodes and the settings ConfigMap."""
 
     kube: KubeClient
     config: AutoscalerConfig
-    pods: Mirror
-    nodes: Mirror
-    settings: Mirror
+    pods: Informer
+    nodes: Informer
+    settings: Informer
     planned: list[PlannedNode] = field(default_factory=list)
     provisioned_for: dict[str, tuple[str, float]] = field(default_factory=dict)
     """Pod uid → (node planned for it, when)."""
@@ -417,19 +417,19 @@ async def run(kubeconfig: Path, config: AutoscalerConfig, ready_file: Path) -> N
     kube = await connect(ClusterTarget("sandbox", kubeconfig=str(kubeconfig)))
     changed = anyio.Event()
 
-    def wake(_mirror: Mirror) -> None:
+    def wake(_changes: Sequence[Change]) -> None:
         changed.set()
 
-    mirrors = (
-        Mirror(kube, PODS),
-        Mirror(kube, NODES),
-        Mirror(kube, CONFIGMAPS, CONFIGMAP_NAMESPACE, field_selector=f"metadata.name={CONFIGMAP_NAME}"),
+    informers = (
+        Informer(kube, PODS),
+        Informer(kube, NODES),
+        Informer(kube, CONFIGMAPS, CONFIGMAP_NAMESPACE, field_selector=f"metadata.name={CONFIGMAP_NAME}"),
     )
-    autoscaler = Autoscaler(kube, config, *mirrors)
+    autoscaler = Autoscaler(kube, config, *informers)
     async with kube, anyio.create_task_group() as group:
-        for mirror in mirrors:
-            mirror.on_change(wake)
-            await group.start(mirror.run)
+        for informer in informers:
+            informer.on_change(wake)
+            await group.start(informer.run)
         await anyio.Path(ready_file).write_text("ready\n", encoding="utf-8")
         log.info("following pods and nodes; groups: %s", ", ".join(g.name for g in config.groups))
         while True:
