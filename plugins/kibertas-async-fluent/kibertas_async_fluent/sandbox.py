@@ -4,15 +4,20 @@ log shipper standing in for it.
 ``start`` runs ``python -m moto.server`` on a free loopback port and :mod:`kibertas_async_fluent.shipper`;
 ``wait_ready`` creates the bucket, namespace ``logging`` and the ``fluentd`` DaemonSet (kwok runs its pods
 on every node) and waits for both; ``cluster_settings`` points the check at that cluster's S3.
+
+moto and boto3 are the ``sandbox`` extra (``pip install 'kibertas-async-fluent[sandbox]'``), not runtime
+dependencies: the check itself needs neither. This module imports neither, so registering the add-on
+costs nothing; ``prepare`` and ``start`` refuse with the extra's name when they are missing.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kibertas_async.sandbox.addons import AddonContext
@@ -30,6 +35,22 @@ FLUENTD_LABELS = {"app.kubernetes.io/name": "fluentd", "app.kubernetes.io/instan
 ACCESS_KEY_ID = "AKIASANDBOXFLUENT000"
 SECRET_ACCESS_KEY = "sandbox-fluent-secret-access-key"
 _POLL_INTERVAL = 0.2
+# What the add-on's processes import (moto's server and the shipper's boto3), all from the ``sandbox`` extra.
+SANDBOX_MODULES = ("moto", "flask", "boto3")
+SANDBOX_EXTRA = "kibertas-async-fluent[sandbox]"
+
+
+def require_sandbox_extra() -> None:
+    """Raise :class:`SandboxError` naming the ``sandbox`` extra when a module it provides is missing.
+
+    :raises SandboxError: when moto's server or boto3 cannot be imported by this interpreter.
+    """
+    missing = [module for module in SANDBOX_MODULES if importlib.util.find_spec(module) is None]
+    if missing:
+        raise SandboxError(
+            f"the fluent sandbox add-on needs {', '.join(missing)} (moto's S3 server and the log shipper), "
+            f"which are not installed: pip install '{SANDBOX_EXTRA}'"
+        )
 
 
 def fluentd_daemonset() -> dict[str, Any]:
@@ -65,8 +86,13 @@ class FluentAddon:
     def __init__(self) -> None:
         self._endpoints: dict[str, str] = {}
 
+    def prepare(self, progress: Callable[[str], None]) -> None:
+        """Nothing to build; fail before any cluster starts when the ``sandbox`` extra is not installed."""
+        require_sandbox_extra()
+
     def start(self, context: AddonContext) -> Sequence[ProcessSpec]:
         """moto's S3 server and the shipper writing to it."""
+        require_sandbox_extra()
         port = context.allocate_port()
         endpoint = f"http://127.0.0.1:{port}"
         self._endpoints[context.cluster_name] = endpoint
