@@ -12,12 +12,36 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Permission:
-    """Kubernetes access a check needs; used to generate least-privilege RBAC for the in-cluster Job."""
+    """Kubernetes access a check needs: ``kibertas-async rbac`` generates least-privilege RBAC from these.
 
-    api_group: str
+    ``Permission(api_group, resources, verbs)`` is a rule on objects; ``Permission(verbs=("get",),
+    non_resource_urls=("/apis/example.com/v1",))`` one on paths that are not objects. Declare every verb the
+    check's code paths use, retries and failure diagnostics included: ``ctx.create`` may ``get`` the object
+    (``list`` for ``generateName``) before retrying a POST whose answer was lost, its cleanup
+    deletes it, and ``ctx.wait_for`` and informers ``list`` and ``watch``. The throwaway namespaces
+    ``ctx.namespace()`` makes are the engine's own declaration, not the check's.
+    """
+
+    api_group: str = ""
     """``""`` for the core group."""
-    resources: tuple[str, ...]
-    verbs: tuple[str, ...]
+    resources: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ()
+    namespace: str | None = None
+    """A fixed namespace the access is limited to (e.g. ``kube-system``): it becomes a Role and RoleBinding
+    there. ``None`` (the default) grants it cluster-wide, in the ClusterRole: what a check does in its own
+    throwaway namespace needs that, because the namespace's name is only known at run time, and so do
+    cluster-scoped kinds."""
+    non_resource_urls: tuple[str, ...] = ()
+    """Paths that are not objects (``/version``, ``/apis/GROUP/VERSION``), instead of ``resources``;
+    cluster-wide only."""
+
+    def __post_init__(self) -> None:
+        if not self.verbs:
+            raise ValueError("Permission: give at least one verb")
+        if bool(self.resources) == bool(self.non_resource_urls):
+            raise ValueError("Permission: give either resources or non_resource_urls")
+        if self.non_resource_urls and (self.api_group or self.namespace is not None):
+            raise ValueError("Permission: non_resource_urls take no api_group or namespace (they are cluster-wide)")
 
 
 class Check:

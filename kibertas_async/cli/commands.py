@@ -335,6 +335,19 @@ def _print_dry_run(plan: Any, registry: Registry, unknown_clusters: list[str]) -
                 out.write(f"      creates  {item}\n")
             for option in check.options:
                 out.write(f"      {option.name} = {option.display(values[option])}  ({values.source(option)})\n")
+    _print_permissions(plan.checks, out)
+
+
+def _print_permissions(checks: list[type[Check]], out: Any) -> None:
+    """The rules ``kibertas-async rbac`` grants for these checks, the engine's own included."""
+    from kibertas_async.rbac import CLUSTER_WIDE, rbac_rules
+
+    names = " ".join(check.name for check in checks)
+    out.write(f"\npermissions (kibertas-async rbac {names} prints them as manifests)\n")
+    for scope, rules in rbac_rules(checks).items():
+        out.write("  ClusterRole\n" if scope is CLUSTER_WIDE else f"  Role in namespace {scope}\n")
+        for rule in rules:
+            out.write(f"      {rule.describe()}\n")
 
 
 # --- list --------------------------------------------------------------------------------------
@@ -356,8 +369,10 @@ def list_command(args: argparse.Namespace) -> int:
     """Print the checks; plugins that failed to load are listed after them (exit code 1 then)."""
     import json
 
+    from kibertas_async.rbac import permission_json
+
     registry: Registry = args.registry
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in sorted(registry.checks):
         check = registry.checks[name]
         plugin = registry.check_plugin[name]
@@ -369,6 +384,7 @@ def list_command(args: argparse.Namespace) -> int:
                 "version": plugin.version,
                 "tags": sorted(check.tags),
                 "description": check.description,
+                "permissions": [permission_json(permission) for permission in check.permissions],
             }
         )
     if args.json:

@@ -32,7 +32,7 @@ examples:
 
 exit codes: 0 all passed, 1 a check failed, 2 bad input (nothing was run), 130/143 interrupted.
 """
-COMMANDS = ("run", "list", "cleanup", "sandbox")
+COMMANDS = ("run", "list", "cleanup", "rbac", "sandbox")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,10 +55,12 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
         title="commands", dest="command", metavar="COMMAND", parser_class=_Parser
     )
     from kibertas_async.cli import commands as command_modules
+    from kibertas_async.rbac.cli import add_rbac_command
 
     command_modules.add_run_command(commands, registry)
     command_modules.add_list_command(commands)
     command_modules.add_cleanup_command(commands)
+    add_rbac_command(commands)
     _add_sandbox_command(commands)
     return parser
 
@@ -104,7 +106,7 @@ def _redacted(error: BaseException) -> str:
 def _main(argv: list[str]) -> int:
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     registry = None
-    if command in ("run", "list"):
+    if command in ("run", "list", "rbac"):
         from kibertas_async.cli.commands import load_registry
 
         registry = load_registry(argv, os.environ)
