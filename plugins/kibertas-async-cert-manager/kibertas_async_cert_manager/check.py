@@ -136,7 +136,10 @@ class CertManagerCheck(Check):
     permissions = (
         Permission(GROUP, ("clusterissuers",), ("get",)),
         Permission(GROUP, ("certificates", "issuers"), ("create", "get", "list", "watch", "delete")),
-        Permission("", ("secrets",), ("get", "list", "watch")),
+        # The Secrets are read by list-then-watch (ctx.wait_for), never by a plain GET.
+        Permission("", ("secrets",), ("list", "watch")),
+        # Asked only when the ClusterIssuer is missing, to say whether cert-manager is installed at all.
+        Permission(verbs=("get",), non_resource_urls=(f"/apis/{GROUP}/v1",)),
     )
     options = (CLUSTER_ISSUER, RESOURCE_NAME, LEAF_KEY_ALGORITHM, STEP_TIMEOUT, CLOCK_SKEW)
     creates = (

@@ -47,7 +47,8 @@ NODECLAIMS = Resource("karpenter.sh", "v1", "nodeclaims", "NodeClaim", namespace
 
 _NODE_READ = Permission("", ("nodes",), ("list", "watch"))
 _POD_READ = Permission("", ("pods", "events"), ("list", "watch"))
-_DEPLOYMENT_WRITE = Permission("apps", ("deployments",), ("create", "patch", "delete"))
+# get: ctx.create looks for the Deployment before retrying a POST whose answer was lost.
+_DEPLOYMENT_WRITE = Permission("apps", ("deployments",), ("create", "delete", "get", "patch"))
 
 
 @dataclass(frozen=True)

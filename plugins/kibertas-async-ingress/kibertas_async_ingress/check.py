@@ -128,7 +128,8 @@ class IngressCheck(Check):
     timeout = 900.0
     permissions = (
         Permission("apps", ("deployments",), ("create", "delete", "get", "list", "watch")),
-        Permission("", ("services",), ("create", "delete")),
+        # get: ctx.create looks for the Service before retrying a POST whose answer was lost.
+        Permission("", ("services",), ("create", "delete", "get")),
         Permission("networking.k8s.io", ("ingresses",), ("create", "delete", "get", "list", "watch")),
         Permission("networking.k8s.io", ("ingressclasses",), ("get",)),
         Permission("discovery.k8s.io", ("endpointslices",), ("list",)),
