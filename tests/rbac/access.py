@@ -43,9 +43,11 @@ def apply(sandbox: Sandbox, cluster: SandboxCluster, manifests: str) -> None:
 
 
 def token(sandbox: Sandbox, cluster: SandboxCluster, service_account: str) -> str:
-    """A one-hour token for the service account, from the TokenRequest API."""
-    created = kubectl(sandbox, cluster, "create", "token", service_account, "-n", NAMESPACE, "--duration", "1h")
-    return created.stdout.strip()
+    """A one-hour token for the service account, from the TokenRequest API
+    (``POST serviceaccounts/NAME/token``, what ``kubectl create token`` sends)."""
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}}
+    answer = cluster.api().create(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{service_account}/token", request)
+    return str(answer["status"]["token"])
 
 
 @dataclass(frozen=True)
@@ -83,22 +85,36 @@ def write_kubeconfig(path: Path, identities: Sequence[Identity]) -> Path:
     return path
 
 
-def can_i(sandbox: Sandbox, cluster: SandboxCluster, service_account: str, verb: str, target: str) -> bool:
-    """Whether the authorizer lets the service account do ``verb`` on ``target`` (``resource.group`` or
-    a ``/path``), asked as the admin impersonating it."""
-    user = f"system:serviceaccount:{NAMESPACE}:{service_account}"
-    answer = kubectl(sandbox, cluster, "auth", "can-i", verb, target, f"--as={user}", check=False)
-    return answer.stdout.strip() == "yes"
+def can_i(cluster: SandboxCluster, service_account: str, verb: str, group: str, target: str) -> bool:
+    """Whether the authorizer lets the service account do ``verb`` on ``target`` (a resource of ``group``,
+    or a path when ``group`` is ``"nonResourceURL"``): a SubjectAccessReview, with the groups every
+    service account has (so the cluster's default bindings count, as they do for a real request)."""
+    attributes = (
+        {"nonResourceAttributes": {"verb": verb, "path": target}}
+        if group == "nonResourceURL"
+        else {"resourceAttributes": {"verb": verb, "group": group, "resource": target}}
+    )
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": f"system:serviceaccount:{NAMESPACE}:{service_account}",
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}", "system:authenticated"],
+            **attributes,
+        },
+    }
+    answer = cluster.api().create("/apis/authorization.k8s.io/v1/subjectaccessreviews", review)
+    return bool(answer.get("status", {}).get("allowed"))
 
 
 def wait_until_authorizer(
-    sandbox: Sandbox, cluster: SandboxCluster, service_account: str, verb: str, target: str, *, allowed: bool
+    cluster: SandboxCluster, service_account: str, verb: str, group: str, target: str, *, allowed: bool
 ) -> None:
     """RBAC changes reach the authorizer through its informers: wait until it answers as expected."""
     deadline = time.monotonic() + 30
-    while can_i(sandbox, cluster, service_account, verb, target) != allowed:
-        assert time.monotonic() < deadline, f"{service_account} {verb} {target}: still not {allowed} after 30s"
-        time.sleep(0.2)
+    while can_i(cluster, service_account, verb, group, target) != allowed:
+        assert time.monotonic() < deadline, f"{service_account} {verb} {group}/{target}: still not {allowed} after 30s"
+        time.sleep(0.1)
 
 
 def run_report(
