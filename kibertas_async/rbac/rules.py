@@ -53,15 +53,9 @@ class Rule:
 
     def grants(self) -> list[tuple[str, str, str]]:
         """Every single ``(api_group or "nonResourceURL", resource or path, verb)`` the rule allows."""
-        group, targets = (
-            ("nonResourceURL", self.non_resource_urls)
-            if self.non_resource_urls
-            else (
-                self.api_group,
-                self.resources,
-            )
-        )
-        return [(group, target, verb) for target in targets for verb in self.verbs]
+        if self.non_resource_urls:
+            return [("nonResourceURL", path, verb) for path in self.non_resource_urls for verb in self.verbs]
+        return [(self.api_group, resource, verb) for resource in self.resources for verb in self.verbs]
 
 
 RuleSet = dict[str | None, list[Rule]]
@@ -95,10 +89,9 @@ def merge(permissions: Iterable[Permission]) -> RuleSet:
     return ordered
 
 
-def rbac_rules(checks: Sequence[type[Check]], *, engine: bool = True) -> RuleSet:
-    """The rules ``checks`` need, with the engine's own (:data:`ENGINE_PERMISSIONS`) unless ``engine`` is false."""
-    declared = [permission for check in checks for permission in check.permissions]
-    return merge([*(ENGINE_PERMISSIONS if engine else ()), *declared])
+def rbac_rules(checks: Sequence[type[Check]]) -> RuleSet:
+    """The rules ``checks`` need, the engine's own (:data:`ENGINE_PERMISSIONS`) included."""
+    return merge([*ENGINE_PERMISSIONS, *(permission for check in checks for permission in check.permissions)])
 
 
 def permission_json(permission: Permission) -> dict[str, Any]:
