@@ -188,6 +188,8 @@ def soak(env: Env, runs: int, sandbox: Any) -> dict[str, Any]:
         rows.append({"run": index, "exit": process.returncode, "wall_s": round(wall, 1), "not_passed": not_passed})
         rows[-1]["left"] = len(leftovers(env, run_id))
         usage.append(sandbox_usage(sandbox))
+        rows[-1]["sandbox_fds"] = sum(fds for fds, _ in usage[-1].values())
+        rows[-1]["sandbox_rss_mib"] = round(sum(rss for _, rss in usage[-1].values()) / 1024)
         print(json.dumps(rows[-1]), flush=True)
     first, last = usage[0], usage[-1]
     growth = {
