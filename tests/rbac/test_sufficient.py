@@ -13,7 +13,17 @@ import pytest
 from kibertas_async.sandbox.addons.discovery import RUN_CONFIG_NAME
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import TEST_CLUSTER_NAMES, kubectl
-from tests.rbac.access import NAMESPACE, Identity, apply, cli, generated, run_report, token, write_kubeconfig
+from tests.rbac.access import (
+    NAMESPACE,
+    Identity,
+    apply,
+    cli,
+    generated,
+    run_report,
+    token,
+    wait_until_authorizer,
+    write_kubeconfig,
+)
 
 SERVICE_ACCOUNT = "kibertas-async"
 
@@ -27,6 +37,7 @@ def service_account_kubeconfig(sandbox: Sandbox, tmp_path_factory: pytest.TempPa
     for name in TEST_CLUSTER_NAMES:
         cluster = sandbox.cluster(name)
         apply(sandbox, cluster, manifests)
+        wait_until_authorizer(cluster, SERVICE_ACCOUNT, "create", "", "namespaces", allowed=True)
         identities.append(Identity(name, cluster, SERVICE_ACCOUNT, token(sandbox, cluster, SERVICE_ACCOUNT)))
     yield write_kubeconfig(tmp_path_factory.mktemp("rbac-sufficient") / "kubeconfig", identities)
     for name in TEST_CLUSTER_NAMES:

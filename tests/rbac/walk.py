@@ -126,6 +126,8 @@ def drop_each_grant(
         check.name,
         "--check-timeout",
         check_timeout,
+        "--concurrency",
+        str(len(contexts)),
         "--cluster-concurrency",
         str(len(contexts)),
         "--run-id",
