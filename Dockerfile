@@ -36,7 +36,8 @@ FROM ${BASE_IMAGE}
 RUN if ! command -v tini >/dev/null; then \
         apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*; \
     fi \
-    && useradd --uid 65532 --user-group --home-dir /tmp --no-create-home --shell /usr/sbin/nologin kibertas
+    && groupadd --gid 65532 kibertas \
+    && useradd --uid 65532 --gid 65532 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin kibertas
 COPY --from=build /opt/venv /opt/venv
 # HOME and every cache on /tmp; no bytecode written at run time (it was compiled at install).
 ENV PATH=/opt/venv/bin:$PATH \
