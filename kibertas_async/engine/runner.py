@@ -22,7 +22,14 @@ import anyio
 from kibertas_async.checks import Check, CheckContext, CleanupGuard, CleanupStack
 from kibertas_async.engine import settings
 from kibertas_async.engine.results import CheckResult, CleanupResult, Outcome, PluginProblem, RunReport
-from kibertas_async.errors import CheckError, CheckFailed, CheckSkipped, StepTimeout, primary_exception
+from kibertas_async.errors import (
+    CheckError,
+    CheckFailed,
+    CheckSkipped,
+    KibertasError,
+    StepTimeout,
+    primary_exception,
+)
 from kibertas_async.events import REDACTOR, SecretRedactor, environment_secrets, get_logger
 from kibertas_async.hookcalls import call_each
 from kibertas_async.kube import ClusterTarget, ClusterUnreachable, KubeClient, connect
@@ -398,7 +405,12 @@ def _record_exception(result: CheckResult, error: BaseException, ctx: CheckConte
     result.outcome = Outcome.ERROR
     result.step = _failed_step(ctx)
     result.reason = f"{type(error).__name__}: {error}"
-    ctx.log.error("check.crashed", exc_info=error)
+    if isinstance(error, KibertasError):
+        # An error we raise on purpose (a 403 from the API server, an unreachable cluster) says all in
+        # its message; a traceback is for the unexpected.
+        ctx.log.error("check.crashed", step=result.step, reason=ctx.redact(result.reason))
+    else:
+        ctx.log.error("check.crashed", exc_info=error)
 
 
 def _failed_step(ctx: CheckContext) -> str | None:

@@ -24,6 +24,7 @@ def test_list_shows_checks_from_installed_entry_points(process_env: ProcessEnv) 
         "version": "0.0.7",
         "tags": ["synthetic"],
         "description": "Creates a thing, then finds it broken (NG).",
+        "permissions": [],
     }
     assert listed["plugin_problems"] == []
 

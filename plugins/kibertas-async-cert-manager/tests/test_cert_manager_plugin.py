@@ -25,8 +25,10 @@ def test_permissions_are_least_privilege() -> None:
         ("cert-manager.io", "clusterissuers"): {"get"},
         ("cert-manager.io", "certificates"): {"create", "get", "list", "watch", "delete"},
         ("cert-manager.io", "issuers"): {"create", "get", "list", "watch", "delete"},
-        ("", "secrets"): {"get", "list", "watch"},
+        ("", "secrets"): {"list", "watch"},  # read by list-then-watch, never by a plain GET
     }
+    urls = {url: set(p.verbs) for p in CertManagerCheck.permissions for url in p.non_resource_urls}
+    assert urls == {"/apis/cert-manager.io/v1": {"get"}}
 
 
 def test_option_parsers() -> None:
