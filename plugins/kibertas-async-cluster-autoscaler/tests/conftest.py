@@ -1,5 +1,11 @@
 """Fixtures of the scale-up checks' tests: run the real CLI against the sandbox, read its JSON report,
-prove that nothing the run created remains and that the sandbox autoscaler scaled back down."""
+prove that nothing the run created remains and that the sandbox autoscaler scaled back down.
+
+The sandbox is shared by the whole session, so every test starts from the same cluster state, checked
+and restored by :func:`restore_cluster_state`: kwok's four nodes untainted, uncordoned and Ready, the
+sandbox autoscaler's ConfigMap at its start values, every sandbox process (the autoscaler, kwok, the
+scheduler) alive, and no node of the autoscaler's left.
+"""
 
 from __future__ import annotations
 
@@ -24,9 +30,18 @@ from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import TEST_CLUSTER_NAMES, kubectl
 from kibertas_async_cluster_autoscaler.checks import NODECLAIMS
 from kibertas_async_cluster_autoscaler.sandbox.addon import SandboxAutoscalerAddon
-from kibertas_async_cluster_autoscaler.sandbox.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, GROUP_LABEL
+from kibertas_async_cluster_autoscaler.sandbox.config import (
+    CONFIGMAP_NAME,
+    CONFIGMAP_NAMESPACE,
+    GROUP_LABEL,
+    AutoscalerConfig,
+)
 
 TLS_CLOSE_GRACE = 0.25
+NODES_READY_TIMEOUT = 90.0
+"""Bound on kwok's nodes becoming Ready again (with the node controller's taints gone) on a busy machine."""
+NODE_CONTROLLER_TAINTS = "node.kubernetes.io/"
+"""Prefix of the taints the node lifecycle controller manages itself (not-ready, unreachable, ...)."""
 SCALED_BACK_TIMEOUT = 120.0
 """Generous bound on the sandbox autoscaler's scale-down (its delay is 5 s) on a busy machine."""
 
@@ -106,6 +121,75 @@ def wait_scaled_back(sandbox: Sandbox) -> None:
     anyio.run(every_cluster)
 
 
+def assert_processes_alive(sandbox: Sandbox) -> None:
+    """Every process of every cluster runs: a dead sandbox autoscaler (or kwok, or scheduler) fails here,
+    named with its log's tail, instead of as a scale-up that never comes."""
+    for cluster in sandbox.clusters:
+        for component, process in cluster.processes.items():
+            assert process.is_alive(), (
+                f"{cluster.name}: {component} is not running; its log ends:\n{process.log_tail()}"
+            )
+
+
+def restore_nodes(sandbox: Sandbox) -> list[str]:
+    """kwok's own nodes back to how the kwok add-on made them, on every cluster: taints a test added
+    removed, uncordoned; then wait until each is Ready with no taint at all. Returns what it restored."""
+    restored = []
+    for cluster in sandbox.clusters:
+        for node in _kwok_nodes(sandbox, cluster.name):
+            name, spec = node["metadata"]["name"], node.get("spec", {})
+            taints = spec.get("taints") or []
+            kept = [t for t in taints if str(t.get("key", "")).startswith(NODE_CONTROLLER_TAINTS)]
+            if len(kept) == len(taints) and not spec.get("unschedulable"):
+                continue
+            restored.append(f"{cluster.name}/{name}: taints {taints}, unschedulable={spec.get('unschedulable')}")
+            patch = json.dumps({"spec": {"taints": kept or None, "unschedulable": None}})
+            kubectl(sandbox, cluster, "patch", "node", name, "--type=merge", "-p", patch)
+    deadline = time.monotonic() + NODES_READY_TIMEOUT
+    for cluster in sandbox.clusters:
+        while unsettled := [n for n in _kwok_nodes(sandbox, cluster.name) if not _settled(n)]:
+            assert time.monotonic() < deadline, (
+                f"{cluster.name}: kwok nodes not back to Ready and untainted: "
+                + "; ".join(f"{n['metadata']['name']}: taints {n.get('spec', {}).get('taints')}" for n in unsettled)
+            )
+            time.sleep(0.5)
+    return restored
+
+
+def restore_autoscaler_settings(sandbox: Sandbox) -> None:
+    """The sandbox autoscalers' ConfigMap holds exactly its start values again (keys a test added removed)."""
+    start = AutoscalerConfig().configmap_data()
+    for cluster in sandbox.clusters:
+        path = f"/api/v1/namespaces/{CONFIGMAP_NAMESPACE}/configmaps/{CONFIGMAP_NAME}"
+        current: dict[str, str] = cluster.api().get(path).get("data") or {}
+        if current != start:
+            _patch_settings(sandbox, cluster.name, {**dict.fromkeys(current), **start})
+
+
+def restore_cluster_state(sandbox: Sandbox) -> list[str]:
+    """Everything a scale-up test may change, back to the start state (see the module docstring)."""
+    assert_processes_alive(sandbox)
+    restore_autoscaler_settings(sandbox)
+    restored = restore_nodes(sandbox)
+    wait_scaled_back(sandbox)
+    return restored
+
+
+def _kwok_nodes(sandbox: Sandbox, cluster: str) -> list[dict[str, Any]]:
+    """The nodes the kwok add-on created (``type=kwok`` without the sandbox autoscaler's group label)."""
+    nodes = json.loads(
+        kubectl(sandbox, cluster, "get", "nodes", "-l", f"type=kwok,!{GROUP_LABEL}", "-o", "json").stdout
+    )
+    items: list[dict[str, Any]] = nodes["items"]
+    return items
+
+
+def _settled(node: dict[str, Any]) -> bool:
+    conditions = node.get("status", {}).get("conditions") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return ready and not node.get("spec", {}).get("taints") and not node.get("spec", {}).get("unschedulable")
+
+
 @contextlib.contextmanager
 def autoscaler_settings(sandbox: Sandbox, **data: str) -> Iterator[None]:
     """Within the block the sandbox autoscalers' ConfigMap has ``data`` (e.g. ``enabled="false"``);
@@ -144,12 +228,14 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def clean_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
-    """The sandbox with no node added by its autoscaler; after the test, checked: nothing of ours left,
-    added nodes removed again (so the next test counts the same nodes)."""
-    wait_scaled_back(sandbox)
+    """The sandbox in its start state (:func:`restore_cluster_state`, whatever earlier tests of the session
+    left); after the test, checked: nothing of ours left, and the start state restored again."""
+    restored = restore_cluster_state(sandbox)
+    if restored:
+        print(f"restored before the test: {'; '.join(restored)}")  # shown with the test's output on failure
     yield sandbox
     assert_nothing_left(sandbox)
-    wait_scaled_back(sandbox)
+    restore_cluster_state(sandbox)
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
-
 from kibertas_async.testing import TEST_CLUSTER_NAMES
 
 
@@ -140,11 +138,6 @@ def test_node_group_at_its_maximum_times_out_with_the_autoscalers_word(run: Any,
         )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="quarantined: passes alone, but failed (both runs exit 1 after ~90 s) in 2 of 3 full-suite runs on "
-    "the shared session sandbox; cause not yet known, the assertion below now prints each result's reason",
-)
 def test_tainted_nodes_are_not_counted_unless_the_probe_tolerates_them(
     run: Any, tainted_spot_node: str, scaled_back: Any
 ) -> None:

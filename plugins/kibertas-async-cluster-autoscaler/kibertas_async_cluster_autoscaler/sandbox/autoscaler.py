@@ -131,7 +131,10 @@ class Autoscaler:
         present = {pod["metadata"]["uid"] for pod in self.pods.objects.values()}
         self.provisioned_for = {uid: entry for uid, entry in self.provisioned_for.items() if uid in present}
         self._events_sent = {key for key in self._events_sent if key[0] in present}
-        for pod in self.pods.objects.values():
+        # A snapshot: the loop awaits (Events, NodePool lookups) while the pods informer keeps applying
+        # changes to its dict; iterating the live dict raised "dictionary changed size during iteration"
+        # and ended this process, so no scale-up came for the rest of the session.
+        for pod in list(self.pods.objects.values()):
             if pod.get("spec", {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
                 continue
             if unschedulable_message(pod) is None or self._being_provisioned(pod, now):
