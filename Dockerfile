@@ -29,7 +29,7 @@ COPY plugins /src/plugins
 # declare; the installer and the build backend leave the runtime virtualenv.
 RUN /opt/venv/bin/python -m pip install --no-index --no-deps --no-build-isolation /src /src/plugins/*/ \
     && /opt/venv/bin/python -m pip check \
-    && /opt/venv/bin/python -m pip uninstall --yes --quiet setuptools wheel pip \
+    && /opt/venv/bin/python -m pip uninstall --yes --quiet setuptools pip \
     && /opt/venv/bin/kibertas-async --version
 
 FROM ${BASE_IMAGE}
