@@ -147,6 +147,9 @@ async def test_informer_relists_after_410_through_a_throttled_list_and_reports_w
             await group.start(informer.run)
             assert set(informer.objects) == {f"{namespace}/doomed", f"{namespace}/kube-root-ca.crt"}
             reported.clear()
+            # A write the informer does not watch: etcd's revision moves past the informer's version, so
+            # the restarted server's watch cache (which starts at the revision it finds) is newer than it.
+            await direct.patch(NAMESPACES, namespace, {"metadata": {"annotations": {"kibertas-async.test/bump": "1"}}})
             # The event loop (and so the informer) is blocked while the API server restarts and the
             # collection changes behind its back. The restarted server's watch cache starts after the
             # informer's version, so resuming from it is 410 Gone; the re-list that follows is refused
