@@ -28,7 +28,8 @@ SEED = 8
 CLUSTERS = "sandbox-1,sandbox-2"
 rng = random.Random(SEED)
 SIGNAL_MOMENTS = [(signal.SIGTERM, round(rng.uniform(1.0, 8.0), 2)), (signal.SIGINT, round(rng.uniform(1.0, 8.0), 2))]
-KILL_MOMENT = round(rng.uniform(1.0, 8.0), 2)
+KILL_AFTER_FIRST_OBJECT = round(rng.uniform(0.0, 5.0), 2)
+"""SIGKILL this long after the run's first ``object.created`` event (so there is something to sweep)."""
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,13 @@ def test_a_signal_at_a_random_moment_leaves_nothing(
 def test_after_sigkill_cleanup_removes_everything_the_run_left(own_sandbox: Sandbox, tmp_path: Path) -> None:
     run_id = f"r2-kill-{SEED}"
     process = _run_all(own_sandbox, run_id, tmp_path / "report.json")
-    time.sleep(KILL_MOMENT)
+    assert process.stderr is not None
+    for line in process.stderr:  # the JSON event stream, as it happens
+        if '"object.created"' in line:
+            break
+    else:
+        pytest.fail(f"the run ended (exit {process.wait()}) before creating anything")
+    time.sleep(KILL_AFTER_FIRST_OBJECT)
     assert process.poll() is None
     process.kill()
     process.communicate(timeout=60)
