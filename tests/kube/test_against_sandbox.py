@@ -18,7 +18,8 @@ from kibertas_async.kube import ClusterTarget, ClusterUnreachable, KubeApiError,
 from kibertas_async.kube.resources import CONFIGMAPS, NAMESPACES
 from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
 from kibertas_async.testing import kubectl
-from tests.conftest import SYNTHETIC_PLUGIN_DIR, read_journal
+from tests.conftest import read_journal
+from tests.reliability.support import synthetic_env
 
 MANAGED = "app.kubernetes.io/managed-by=kibertas-async"
 
@@ -123,17 +124,6 @@ async def test_unreachable_cluster_is_reported_not_raised_as_a_crash(sandbox_clu
         await connect(_target(sandbox_cluster), timeout=3)
 
 
-def _synthetic_env(kubeconfig: Path, **extra: str) -> dict[str, str]:
-    import os
-
-    env = {key: value for key, value in os.environ.items() if not key.startswith("KIBERTAS_ASYNC_")}
-    env["PYTHONPATH"] = str(SYNTHETIC_PLUGIN_DIR)
-    env["KIBERTAS_ASYNC_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    env["KUBECONFIG"] = str(kubeconfig)
-    env.update(extra)
-    return env
-
-
 def test_unreachable_cluster_errors_its_checks_while_the_other_passes(sandbox: Sandbox, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     sandbox_cluster = sandbox.cluster("sandbox-2")
@@ -154,7 +144,7 @@ def test_unreachable_cluster_errors_its_checks_while_the_other_passes(sandbox: S
                 "--report-json",
                 str(report),
             ],
-            env=_synthetic_env(sandbox.kubeconfig),
+            env=synthetic_env(sandbox.kubeconfig),
             capture_output=True,
             text=True,
             timeout=180,
@@ -188,7 +178,7 @@ def test_sigterm_mid_check_leaves_nothing_in_either_cluster(sandbox: Sandbox, tm
             "--log-format",
             "json",
         ],
-        env=_synthetic_env(sandbox.kubeconfig),
+        env=synthetic_env(sandbox.kubeconfig),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -6,7 +6,7 @@ is never deleted."""
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -14,35 +14,11 @@ import pytest
 
 from kibertas_async.checks import CheckContext, CleanupGuard, CleanupStack
 from kibertas_async.events import get_logger
-from kibertas_async.kube import ClusterTarget, KubeApiError, KubeClient, KubeObject, KubeUnavailable, connect
+from kibertas_async.kube import ClusterTarget, KubeApiError, KubeClient, KubeObject, KubeUnavailable
 from kibertas_async.kube.resources import CONFIGMAPS, NAMESPACES, Resource
 from kibertas_async.options import OptionValues
-from kibertas_async.sandbox.runner import SandboxCluster
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def kube(sandbox_cluster: SandboxCluster) -> AsyncIterator[KubeClient]:
-    target = ClusterTarget(
-        sandbox_cluster.name, context=sandbox_cluster.context, kubeconfig=str(sandbox_cluster.kubeconfig)
-    )
-    async with await connect(target) as client:
-        yield client
-
-
-@pytest.fixture
-async def scratch(kube: KubeClient) -> AsyncIterator[str]:
-    """A namespace of the test's own (not made through a check context)."""
-    created = await kube.create(NAMESPACES, {"metadata": {"generateName": "create-cleanup-"}})
-    name: str = created["metadata"]["name"]
-    yield name
-    await kube.delete(NAMESPACES, name)
 
 
 def _context(kube: KubeClient, cleanup: CleanupStack, run_id: str = "create-cleanup") -> CheckContext:
@@ -81,67 +57,77 @@ async def _connection_reset() -> None:
 
 @pytest.mark.parametrize("naming", ["name", "generateName"])
 async def test_a_lost_answer_is_recovered_without_a_second_object_and_cleaned_up(
-    kube: KubeClient, scratch: str, naming: str
+    direct: KubeClient, namespace: str, naming: str
 ) -> None:
     cleanup = _stack()
-    ctx = _context(kube, cleanup)
-    _losing_the_answer(kube, _connection_reset)
+    ctx = _context(direct, cleanup)
+    _losing_the_answer(direct, _connection_reset)
     manifest: KubeObject = {"metadata": {naming: "lost-answer"}, "data": {"k": "v"}}
-    created = await ctx.create(CONFIGMAPS, manifest, scratch)
-    made = (await kube.list(CONFIGMAPS, scratch, label_selector="kibertas-async/run-id=create-cleanup"))["items"]
+    created = await ctx.create(CONFIGMAPS, manifest, namespace)
+    made = (await direct.list(CONFIGMAPS, namespace, label_selector="kibertas-async/run-id=create-cleanup"))["items"]
     assert [obj["metadata"]["uid"] for obj in made] == [created["metadata"]["uid"]], "one object, found again"
     results = await cleanup.run()
     assert [r.status for r in results] == ["done"]
-    assert (await kube.list(CONFIGMAPS, scratch, label_selector="kibertas-async/run-id=create-cleanup"))["items"] == []
+    assert (await direct.list(CONFIGMAPS, namespace, label_selector="kibertas-async/run-id=create-cleanup"))[
+        "items"
+    ] == []
 
 
 async def test_object_created_while_a_deadline_cancelled_the_request_is_still_deleted(
-    kube: KubeClient, scratch: str
+    direct: KubeClient, namespace: str
 ) -> None:
     cleanup = _stack()
-    ctx = _context(kube, cleanup)
-    _losing_the_answer(kube, anyio.sleep_forever)
+    ctx = _context(direct, cleanup)
+    _losing_the_answer(direct, anyio.sleep_forever)
     with anyio.move_on_after(1) as deadline:
-        await ctx.create(CONFIGMAPS, {"metadata": {"generateName": "cancelled-"}, "data": {"k": "v"}}, scratch)
+        await ctx.create(CONFIGMAPS, {"metadata": {"generateName": "cancelled-"}, "data": {"k": "v"}}, namespace)
     assert deadline.cancelled_caught
-    made = (await kube.list(CONFIGMAPS, scratch, label_selector="kibertas-async/run-id=create-cleanup"))["items"]
+    made = (await direct.list(CONFIGMAPS, namespace, label_selector="kibertas-async/run-id=create-cleanup"))["items"]
     assert len(made) == 1, "the POST did create it, under a generated name"
     await cleanup.run()
-    assert (await kube.list(CONFIGMAPS, scratch, label_selector="kibertas-async/run-id=create-cleanup"))["items"] == []
+    assert (await direct.list(CONFIGMAPS, namespace, label_selector="kibertas-async/run-id=create-cleanup"))[
+        "items"
+    ] == []
 
 
-async def test_a_namespace_whose_answer_was_lost_is_recovered_and_cleaned_up(kube: KubeClient) -> None:
+async def test_a_namespace_whose_answer_was_lost_is_recovered_and_cleaned_up(direct: KubeClient) -> None:
     cleanup = _stack()
-    ctx = _context(kube, cleanup, run_id="lost-namespace")
-    _losing_the_answer(kube, _connection_reset)
+    ctx = _context(direct, cleanup, run_id="lost-namespace")
+    _losing_the_answer(direct, _connection_reset)
     name = await ctx.namespace("lost")
     selector = "kibertas-async/run-id=lost-namespace"
-    assert [ns["metadata"]["name"] for ns in (await kube.list(NAMESPACES, label_selector=selector))["items"]] == [name]
+    assert [ns["metadata"]["name"] for ns in (await direct.list(NAMESPACES, label_selector=selector))["items"]] == [
+        name
+    ]
     await cleanup.run()
-    assert (await kube.list(NAMESPACES, label_selector=selector))["items"] == [], "cleanup waits until it is gone"
+    assert (await direct.list(NAMESPACES, label_selector=selector))["items"] == [], "cleanup waits until it is gone"
 
 
-async def test_a_name_already_taken_is_refused_and_the_other_object_survives(kube: KubeClient, scratch: str) -> None:
-    await kube.create(CONFIGMAPS, {"metadata": {"name": "taken"}, "data": {"owner": "someone else"}}, scratch)
+async def test_a_name_already_taken_is_refused_and_the_other_object_survives(
+    direct: KubeClient, namespace: str
+) -> None:
+    await direct.create(CONFIGMAPS, {"metadata": {"name": "taken"}, "data": {"owner": "someone else"}}, namespace)
     cleanup = _stack()
-    ctx = _context(kube, cleanup)
+    ctx = _context(direct, cleanup)
     with pytest.raises(KubeApiError) as refused:
-        await ctx.create(CONFIGMAPS, {"metadata": {"name": "taken"}, "data": {"k": "v"}}, scratch)
+        await ctx.create(CONFIGMAPS, {"metadata": {"name": "taken"}, "data": {"k": "v"}}, namespace)
     assert refused.value.status == 409
     assert len(cleanup) == 0, "nothing was created, so nothing is to be deleted"
     await cleanup.run()
-    survivor: Any = await kube.get(CONFIGMAPS, "taken", scratch)
+    survivor: Any = await direct.get(CONFIGMAPS, "taken", namespace)
     assert survivor["data"] == {"owner": "someone else"}
 
 
-async def test_a_same_named_object_made_later_by_someone_else_is_not_deleted(kube: KubeClient, scratch: str) -> None:
+async def test_a_same_named_object_made_later_by_someone_else_is_not_deleted(
+    direct: KubeClient, namespace: str
+) -> None:
     cleanup = _stack()
-    ctx = _context(kube, cleanup)
-    await ctx.create(CONFIGMAPS, {"metadata": {"name": "reused"}, "data": {"k": "v"}}, scratch)
-    await kube.delete(CONFIGMAPS, "reused", scratch)
-    await kube.wait_for(CONFIGMAPS, "reused", scratch, lambda obj: obj is None)
-    await kube.create(CONFIGMAPS, {"metadata": {"name": "reused"}, "data": {"owner": "someone else"}}, scratch)
+    ctx = _context(direct, cleanup)
+    await ctx.create(CONFIGMAPS, {"metadata": {"name": "reused"}, "data": {"k": "v"}}, namespace)
+    await direct.delete(CONFIGMAPS, "reused", namespace)
+    await direct.wait_for(CONFIGMAPS, "reused", namespace, lambda obj: obj is None)
+    await direct.create(CONFIGMAPS, {"metadata": {"name": "reused"}, "data": {"owner": "someone else"}}, namespace)
     results = await cleanup.run()
     assert results[0].status == "done"
-    survivor: Any = await kube.get(CONFIGMAPS, "reused", scratch)
+    survivor: Any = await direct.get(CONFIGMAPS, "reused", namespace)
     assert survivor["data"] == {"owner": "someone else"}, "the uid precondition protects the new object"

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
-from kibertas_async.kube import Change, ClusterTarget, Informer, KubeClient, connect
+from kibertas_async.kube import Change, Informer, KubeClient, connect
 from kibertas_async.kube.resources import CONFIGMAPS, NAMESPACES
 from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
 from kibertas_async.testing import kubectl
@@ -20,29 +20,6 @@ from kibertas_async.testing.faultproxy import FaultProxy
 RETRY_AFTER = 1.0
 CLOCK_SLACK = 0.01
 """Timers may fire this much early relative to the proxy's clock reading (same monotonic clock)."""
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def direct(sandbox_cluster: SandboxCluster) -> AsyncIterator[KubeClient]:
-    """A client straight to the API server (the test's own hands, not what is under test)."""
-    target = ClusterTarget(
-        sandbox_cluster.name, context=sandbox_cluster.context, kubeconfig=str(sandbox_cluster.kubeconfig)
-    )
-    async with await connect(target) as kube:
-        yield kube
-
-
-@pytest.fixture
-async def namespace(direct: KubeClient) -> AsyncIterator[str]:
-    created = await direct.create(NAMESPACES, {"metadata": {"generateName": "informer-test-"}})
-    name = str(created["metadata"]["name"])
-    yield name
-    await direct.delete(NAMESPACES, name)
 
 
 @pytest.fixture
