@@ -94,8 +94,9 @@ class MetricsClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         # AsyncApiClient.__aexit__ re-raises a pending exception before closing its aiosonic client, which
-        # leaks the pooled connections whenever the check fails: close that client ourselves.
-        with anyio.CancelScope(shield=True):
+        # leaks the pooled connections whenever the check fails: close that client ourselves. Shielded, and
+        # like every shield bounded: a close that hangs must not hold the check's cleanup or a signal.
+        with anyio.move_on_after(REQUEST_TIMEOUT, shield=True):
             await self._client.rest_client._client.aclose()
 
     async def query(self, start: int, end: int, query: str) -> list[Series]:
