@@ -29,6 +29,7 @@ from aiohttp import web
 
 from kibertas_async.kube.client import ClusterTarget, KubeClient, KubeObject, connect
 from kibertas_async.kube.errors import KubeApiError, KubeUnavailable
+from kibertas_async.kube.informer import Informer
 from kibertas_async.kube.resources import ENDPOINTSLICES, INGRESSES
 
 CLASS_ANNOTATION = "kubernetes.io/ingress.class"
@@ -141,38 +142,34 @@ class Controller:
                 body={"status": {"loadBalancer": {"ingress": wanted}}},
                 content_type="application/merge-patch+json",
             )
-        except KubeApiError as error:
-            if error.status != 404:  # deleted meanwhile: nothing to do
+        except (KubeApiError, KubeUnavailable) as error:
+            # Deleted meanwhile (404): nothing to do. Anything else is logged, not raised, so one failed
+            # write does not stop the watch; the Ingress's next change publishes again.
+            if not (isinstance(error, KubeApiError) and error.status == 404):
                 log("status.failed", ingress=f"{namespace}/{name}", error=str(error))
             return
         log("status.published", ingress=f"{namespace}/{name}", address=self.address)
 
     async def sync_forever(self) -> None:
-        """List, then watch, all Ingresses; re-list when the watch ends or expires."""
+        """Follow all Ingresses with an informer: apply each change to the table, publish on ours.
+
+        The informer retries what is temporary (an expired version, throttling, an unreachable server, a
+        stream the server ends); any other API error is logged and the informer resumed after a backoff.
+        """
+        informer = Informer(self.client, INGRESSES)
         failures = 0
         while True:
             try:
-                listed = await self.client.list(INGRESSES)
-                self.table.replace_all(listed["items"])
-                for ingress in listed["items"]:
-                    if self.table.is_ours(ingress):
-                        await self.publish_address(ingress)
-                version = str(listed["metadata"].get("resourceVersion", ""))
-                async for event_type, ingress in self.client.watch(INGRESSES, None, resource_version=version):
-                    failures = 0
-                    if event_type == "BOOKMARK":
-                        continue
-                    self.table.apply(event_type, ingress)
-                    if event_type != "DELETED" and self.table.is_ours(ingress):
-                        await self.publish_address(ingress)
+                async with contextlib.aclosing(informer.updates()) as updates:
+                    async for changes in updates:
+                        failures = 0
+                        for change in changes:
+                            self.table.apply(change.type, change.object)
+                            if change.type != "DELETED" and self.table.is_ours(change.object):
+                                await self.publish_address(change.object)
             except KubeApiError as error:
-                if error.status != 410:
-                    log("watch.failed", error=str(error))
-                    failures += 1
-            except KubeUnavailable as error:
-                log("watch.unavailable", error=str(error))
+                log("watch.failed", error=str(error))
                 failures += 1
-            if failures:
                 await asyncio.sleep(min(5.0, 0.2 * 2**failures) * random.uniform(0.5, 1.0))
 
     async def handle(self, request: web.Request) -> web.Response:

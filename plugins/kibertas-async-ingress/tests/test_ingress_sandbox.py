@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import aclosing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import dns.query
 import dns.tsigkeyring
 import dns.update
 
-from kibertas_async.kube.client import ClusterTarget, KubeClient, KubeObject, connect
+from kibertas_async.kube import ClusterTarget, Informer, KubeClient, KubeObject, connect
 from kibertas_async.kube.resources import DEPLOYMENTS, ENDPOINTSLICES, INGRESSES, Resource
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import TEST_CLUSTER_NAMES
@@ -261,15 +261,15 @@ def _without_ready_endpoint(endpoint_slice: KubeObject) -> bool:
 async def _first(
     client: KubeClient, resource: Resource, namespace: str | None, selector: str, until: Callable[[KubeObject], bool]
 ) -> KubeObject:
-    """List, then watch, objects matching ``selector`` until one satisfies ``until``."""
-    listed = await client.list(resource, namespace, label_selector=selector)
-    for item in listed["items"]:
-        if until(item):
-            return item
-    version = str(listed["metadata"]["resourceVersion"])
-    events = client.watch(resource, namespace, resource_version=version, label_selector=selector)
-    async with aclosing(events):  # type: ignore[type-var]
-        async for event_type, item in events:
-            if event_type in ("ADDED", "MODIFIED") and until(item):
-                return item
-    raise AssertionError(f"no {resource.kind} matching {selector} satisfied the condition")
+    """The first object matching ``selector`` that satisfies ``until``, followed by an informer until one does."""
+    informer = Informer(client, resource, namespace, label_selector=selector)
+
+    def satisfying() -> list[KubeObject]:
+        return [obj for obj in informer.objects.values() if until(obj)]
+
+    async with anyio.create_task_group() as group:
+        await group.start(informer.run)
+        await informer.wait_until(lambda _informer: bool(satisfying()))
+        found = satisfying()[0]
+        group.cancel_scope.cancel()
+    return found

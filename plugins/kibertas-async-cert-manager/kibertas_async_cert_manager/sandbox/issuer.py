@@ -39,7 +39,16 @@ from typing import Any
 
 import anyio
 
-from kibertas_async.kube import ClusterTarget, KubeApiError, KubeClient, KubeObject, KubeUnavailable, Resource, connect
+from kibertas_async.kube import (
+    ClusterTarget,
+    Informer,
+    KubeApiError,
+    KubeClient,
+    KubeObject,
+    KubeUnavailable,
+    Resource,
+    connect,
+)
 from kibertas_async.kube.resources import CONFIGMAPS, SECRETS
 from kibertas_async_cert_manager import x509
 from kibertas_async_cert_manager.resources import CERTIFICATES, CLUSTER_ISSUERS, GROUP, ISSUERS, condition
@@ -112,31 +121,26 @@ class SandboxIssuer:
     async def _watch(
         self, resource: Resource, namespace: str | None, label_selector: str | None, field_selector: str | None
     ) -> None:
+        """Wake the reconciler after every list and event of one collection, forever.
+
+        The informer retries what is temporary; a 404 is retried here, with backoff: cert-manager's CRDs
+        may not be served yet when we start.
+        """
+        informer = Informer(
+            self.kube, resource, namespace, label_selector=label_selector, field_selector=field_selector
+        )
+        # Looked up at each call: the reconciler replaces the event after every wake-up.
+        informer.on_change(lambda _changes: self._changed.set())
         attempt = 0
         while True:
             try:
-                listed = await self.kube.list(
-                    resource, namespace, label_selector=label_selector, field_selector=field_selector
-                )
-                self._changed.set()
-                version = str(listed["metadata"].get("resourceVersion", ""))
-                async for event_type, _obj in self.kube.watch(
-                    resource,
-                    namespace,
-                    resource_version=version,
-                    label_selector=label_selector,
-                    field_selector=field_selector,
-                ):
-                    attempt = 0
-                    if event_type != "BOOKMARK":
-                        self._changed.set()
-            except (KubeApiError, KubeUnavailable) as error:
-                # 410: our version expired, re-list at once; anything else (the CRDs not yet served,
-                # the API server restarting): back off.
-                if not (isinstance(error, KubeApiError) and error.status == 410):
-                    attempt += 1
-                    log.warning("watch %s failed (%s); retrying", resource.plural, error)
-                    await anyio.sleep(min(5.0, 0.2 * 2**attempt))
+                await informer.run()
+            except KubeApiError as error:
+                if error.status != 404:
+                    raise
+                attempt += 1
+                log.warning("watch %s failed (%s); retrying", resource.plural, error)
+                await anyio.sleep(min(5.0, 0.2 * 2**attempt))
 
     async def _reconcile_forever(self) -> None:
         due_in = 0.0
