@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +85,7 @@ def kustomize_in_namespace(directory: Path, namespace: str, scratch: Path) -> st
 
 
 @pytest.fixture(scope="session")
-def helm() -> Iterator[Path]:
+def helm() -> Path:
     """The helm binary ``scripts/helm`` prints (building it the first time, about 2 minutes)."""
     try:
         result = subprocess.run([str(HELM_SCRIPT)], capture_output=True, text=True, timeout=1200)
@@ -94,7 +93,7 @@ def helm() -> Iterator[Path]:
         unavailable(f"scripts/helm could not build helm: {error}")
     if result.returncode != 0:
         unavailable(f"scripts/helm could not build helm (exit {result.returncode}):\n{result.stderr[-4000:]}")
-    yield Path(result.stdout.strip().splitlines()[-1])
+    return Path(result.stdout.strip().splitlines()[-1])
 
 
 def helm_environment() -> dict[str, str]:

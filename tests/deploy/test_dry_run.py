@@ -42,6 +42,7 @@ def test_kustomize_server_dry_run(sandbox: Sandbox, namespace: str, directory: P
 def test_helm_server_dry_run(sandbox: Sandbox, namespace: str, helm: Path, variant: str) -> None:
     rendering = helm_template(helm, *HELM_VARIANTS[variant], namespace=namespace)
     # helm template leaves namespaced objects without a namespace (helm install adds it): say it.
-    result = kubectl(sandbox, CLUSTER, "apply", "--dry-run=server", "--namespace", namespace, "-f", "-", input=rendering, check=False)
+    apply = ("apply", "--dry-run=server", "--namespace", namespace, "-f", "-")
+    result = kubectl(sandbox, CLUSTER, *apply, input=rendering, check=False)
     assert result.returncode == 0, f"server-side dry-run refused it:\n{result.stderr}"
     assert len([line for line in result.stdout.splitlines() if "(server dry run)" in line]) == len(documents(rendering))

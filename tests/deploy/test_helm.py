@@ -73,9 +73,7 @@ def test_helm_rbac_rules_are_the_generated_ones(helm: Path) -> None:
     (account,) = by_kind(docs, "ServiceAccount")
     (binding,) = by_kind(docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "ops"}
-    ]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "ops"}]
     assert job_spec(docs)["template"]["spec"]["serviceAccountName"] == account["metadata"]["name"]
 
 

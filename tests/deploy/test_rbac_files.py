@@ -23,4 +23,5 @@ def generated() -> bytes:
 
 @pytest.mark.parametrize("path", [BASE / "rbac.yaml", CHART / "files" / "rbac.yaml"], ids=["kustomize", "helm"])
 def test_rbac_file_is_the_generated_output(path: Path, generated: bytes) -> None:
-    assert path.read_bytes() == generated, f"{path} differs from `kibertas-async {' '.join(RBAC_COMMAND)}`; {REGENERATE}"
+    command = f"kibertas-async {' '.join(RBAC_COMMAND)}"
+    assert path.read_bytes() == generated, f"{path} differs from `{command}`; {REGENERATE}"

@@ -83,12 +83,14 @@ template:
       - {{ . | quote }}
       {{- end }}
       env:
-      {{- range $env, $key := dict "DD_API_KEY" "dd-api-key" "DD_APP_KEY" "dd-app-key" "CLUSTER_NAME" "cluster-name" "DD_CLUSTER_NAME" "cluster-name" "CHATWORK_ROOM_ID" "chatwork-room-id" "CHATWORK_API_TOKEN" "chatwork-api-token" }}
-      - name: {{ $env }}
+      {{- /* The reference tool's Secret keys, all optional (docs/deploy.md, "The Secret"). */}}
+      {{- range list "DD_API_KEY=dd-api-key" "DD_APP_KEY=dd-app-key" "CLUSTER_NAME=cluster-name" "DD_CLUSTER_NAME=cluster-name" "CHATWORK_ROOM_ID=chatwork-room-id" "CHATWORK_API_TOKEN=chatwork-api-token" }}
+      {{- $pair := splitList "=" . }}
+      - name: {{ index $pair 0 }}
         valueFrom:
           secretKeyRef:
             name: {{ $.Values.secretName }}
-            key: {{ $key }}
+            key: {{ index $pair 1 }}
             optional: true
       {{- end }}
       {{- with .Values.extraEnv }}
