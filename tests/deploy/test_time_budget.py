@@ -11,6 +11,7 @@ Ingress, Service, Deployment, namespace) times ``--cleanup-timeout``; checks cle
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,17 @@ import pytest
 
 from kibertas_async.engine import settings
 from kibertas_async.options import parse_duration
-from tests.deploy.conftest import BASE, HELM_VARIANTS, OVERLAYS, documents, helm_template, job_spec, kustomize
+from tests.deploy.conftest import (
+    BASE,
+    CHART,
+    HELM_VARIANTS,
+    OVERLAYS,
+    documents,
+    helm_environment,
+    helm_template,
+    job_spec,
+    kustomize,
+)
 
 MAX_CLEANUP_ACTIONS = 5
 
@@ -63,3 +74,16 @@ def test_helm_derives_the_budget_from_its_timeouts(helm: Path) -> None:
     check_budget(spec)
     assert spec["activeDeadlineSeconds"] == 7500
     assert spec["template"]["spec"]["terminationGracePeriodSeconds"] == 5 * 300 + 30 + 60
+
+
+def test_helm_refuses_timeouts_that_break_the_budget(helm: Path) -> None:
+    """A cleanup timeout so short that run + 300 s is not below run + cleanup budget fails the render."""
+    result = subprocess.run(
+        [str(helm), "template", "kibertas-async", str(CHART), "--set", "timeouts.cleanup=60"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=helm_environment(),
+    )
+    assert result.returncode != 0
+    assert "timeouts.cleanup is too short" in result.stderr
