@@ -4,6 +4,7 @@ sandbox (admission, schema and field validation; nothing is stored), each into a
 from __future__ import annotations
 
 import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,18 @@ import pytest
 
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import kubectl
-from tests.deploy.conftest import BASE, HELM_VARIANTS, OVERLAYS, documents, helm_template, kustomize_in_namespace
+from tests.deploy.conftest import (
+    BASE,
+    CLI,
+    HELM_VARIANTS,
+    OVERLAYS,
+    by_kind,
+    documents,
+    helm_template,
+    job_spec,
+    kustomize,
+    kustomize_in_namespace,
+)
 
 CLUSTER = "sandbox-1"
 
@@ -46,3 +58,25 @@ def test_helm_server_dry_run(sandbox: Sandbox, namespace: str, helm: Path, varia
     result = kubectl(sandbox, CLUSTER, *apply, input=rendering, check=False)
     assert result.returncode == 0, f"server-side dry-run refused it:\n{result.stderr}"
     assert len([line for line in result.stdout.splitlines() if "(server dry run)" in line]) == len(documents(rendering))
+
+
+@pytest.mark.parametrize("source", ["kustomize", "helm"])
+def test_the_container_args_and_config_are_accepted_by_the_cli(
+    sandbox: Sandbox, helm: Path, source: str, tmp_path: Path
+) -> None:
+    """The Job's args, with its rendered --config file, make a valid ``run`` (checked with --dry-run on a
+    sandbox cluster instead of the pod's own)."""
+    docs = documents(kustomize(BASE) if source == "kustomize" else helm_template(helm))
+    (configmap,) = by_kind(docs, "ConfigMap")
+    config = tmp_path / "kibertas-async.yaml"
+    config.write_text(configmap["data"]["kibertas-async.yaml"])
+    (container,) = job_spec(docs)["template"]["spec"]["containers"]
+    args = list(container["args"])
+    args[args.index("--config") + 1] = str(config)
+    result = subprocess.run(
+        [str(CLI), *args, "--dry-run", "--kubeconfig", str(sandbox.kubeconfig), "--clusters", CLUSTER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
