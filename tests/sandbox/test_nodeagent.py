@@ -1,0 +1,280 @@
+"""The node agent add-on: a sandbox node whose pods really run, in our image, with podman.
+
+One sandbox cluster of its own (module scope) with kwok and the agent; the image is
+``localhost/kibertas-async:dev`` built by ``scripts/image --check``. Where podman cannot run, the tests
+skip with the reason, and fail with it when ``$CI`` is true.
+"""
+
+from __future__ import annotations
+
+import atexit
+import secrets
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import kibertas_async
+from kibertas_async.kube import KubeClient, KubeObject
+from kibertas_async.kube.resources import NAMESPACES, PODS, SECRETS, SERVICEACCOUNTS, Resource
+from kibertas_async.sandbox.addons.kwok import KwokAddon, NodeShape
+from kibertas_async.sandbox.build import binaries_for
+from kibertas_async.sandbox.nodeagent import NODE_AGENT_LABEL, NODE_AGENT_TAINT, NodeAgentAddon, node_name, pod_log_path
+from kibertas_async.sandbox.nodeagent.podman import AGENT_DIR_LABEL, container_name
+from kibertas_async.sandbox.runner import Sandbox, SandboxCluster, SandboxConfig
+from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
+from kibertas_async.testing import api_client, ci_requires_sandbox
+
+pytestmark = [pytest.mark.anyio, pytest.mark.sandbox]
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE = "localhost/kibertas-async:dev"
+CLUSTER = "agent-1"
+JOBS = Resource("batch", "v1", "jobs", "Job")
+# A guard against hanging forever, not a performance assertion.
+WAIT_LIMIT = 120.0
+
+
+def _unavailable(message: str) -> None:
+    if ci_requires_sandbox():
+        pytest.fail(f"CI is set: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def agent_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """One cluster with a single kwok node and the node agent, the image built beforehand."""
+    from kibertas_async.sandbox.nodeagent import podman_problem
+
+    missing = binaries_for(DEFAULT_KUBERNETES_VERSION).missing()
+    if missing:
+        _unavailable(
+            f"sandbox binaries missing ({', '.join(p.name for p in missing)}); run `kibertas-async sandbox build`"
+        )
+    if (problem := podman_problem()) is not None:
+        _unavailable(f"podman cannot run containers here: {problem}")
+    built = subprocess.run([str(REPO / "scripts" / "image"), "--check"], capture_output=True, text=True, timeout=900)
+    if built.returncode != 0:
+        _unavailable(f"`scripts/image --check` failed (exit {built.returncode}):\n{built.stderr[-3000:]}")
+    state_dir = tmp_path_factory.mktemp("nodeagent-sandbox")
+    config = SandboxConfig(
+        cluster_names=(CLUSTER,),
+        state_dir=state_dir,
+        kubeconfig=state_dir / "kubeconfig",
+        addons=(
+            KwokAddon(nodes=[NodeShape("t3.small", "ap-northeast-1a", "SPOT", cpu="2", memory="2Gi")]),
+            NodeAgentAddon(),
+        ),
+    )
+    started = Sandbox.start(config, die_with_parent=True)
+    atexit.register(started.down)
+    try:
+        yield started
+    finally:
+        started.down()
+        atexit.unregister(started.down)
+
+
+@pytest.fixture
+def cluster(agent_sandbox: Sandbox) -> SandboxCluster:
+    return agent_sandbox.cluster(CLUSTER)
+
+
+@pytest.fixture
+def work_dir(cluster: SandboxCluster) -> Path:
+    return cluster.directory / "addons" / NodeAgentAddon.name
+
+
+@pytest.fixture
+async def kube(cluster: SandboxCluster) -> AsyncIterator[KubeClient]:
+    async with api_client(cluster) as api:
+        yield KubeClient(api, cluster.name)
+
+
+@pytest.fixture
+async def namespace(kube: KubeClient) -> AsyncIterator[str]:
+    """A fresh namespace whose ``default`` ServiceAccount exists; deleted (not awaited) afterwards."""
+    name = f"agent-{secrets.token_hex(4)}"
+    await kube.create(NAMESPACES, {"metadata": {"name": name}})
+    with anyio.fail_after(WAIT_LIMIT):
+        await kube.wait_for(SERVICEACCOUNTS, "default", name, lambda account: account is not None)
+    yield name
+    await kube.delete(NAMESPACES, name)
+
+
+def agent_pod_spec(cluster: SandboxCluster, container: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A pod spec for the agent's node: the toleration, and the node by name (``nodeName``)."""
+    return {
+        "nodeName": node_name(cluster.name),
+        "tolerations": [NODE_AGENT_TAINT],
+        "restartPolicy": "Never",
+        "containers": [{"name": "main", "image": IMAGE, **container}],
+        **extra,
+    }
+
+
+async def wait_for_phase(kube: KubeClient, namespace: str, name: str, *phases: str) -> KubeObject:
+    def reached(pod: KubeObject | None) -> bool:
+        return pod is not None and pod.get("status", {}).get("phase") in phases
+
+    with anyio.fail_after(WAIT_LIMIT):
+        pod = await kube.wait_for(PODS, name, namespace, reached)
+    assert pod is not None
+    return pod
+
+
+def terminated(pod: KubeObject) -> KubeObject:
+    state: KubeObject = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    return state
+
+
+async def test_pods_end_succeeded_and_failed_with_their_exit_codes(
+    cluster: SandboxCluster, kube: KubeClient, namespace: str, work_dir: Path
+) -> None:
+    started = time.monotonic()
+    await kube.create(
+        PODS, {"metadata": {"name": "version"}, "spec": agent_pod_spec(cluster, {"args": ["--version"]})}, namespace
+    )
+    missing_check = agent_pod_spec(cluster, {"args": ["run", "nonexistent-check"]})
+    await kube.create(PODS, {"metadata": {"name": "missing-check"}, "spec": missing_check}, namespace)
+
+    succeeded = await wait_for_phase(kube, namespace, "version", "Succeeded", "Failed")
+    assert succeeded["status"]["phase"] == "Succeeded", succeeded["status"]
+    assert terminated(succeeded)["exitCode"] == 0
+    assert terminated(succeeded)["reason"] == "Completed"
+    assert "startedAt" in terminated(succeeded)
+    log = pod_log_path(work_dir, namespace, "version", "main").read_text()
+    assert f"kibertas-async {kibertas_async.__version__}" in log
+
+    failed = await wait_for_phase(kube, namespace, "missing-check", "Succeeded", "Failed")
+    assert failed["status"]["phase"] == "Failed", failed["status"]
+    assert terminated(failed)["exitCode"] == 2
+    assert terminated(failed)["reason"] == "Error"
+    print(f"two pods to their end: {time.monotonic() - started:.1f}s")
+
+
+async def test_a_job_whose_pod_lists_the_checks_completes(
+    cluster: SandboxCluster, kube: KubeClient, namespace: str, work_dir: Path
+) -> None:
+    started = time.monotonic()
+    # Scheduled by the real scheduler (nodeSelector + toleration), read-only root with /tmp an emptyDir.
+    pod_spec = {
+        "nodeSelector": {NODE_AGENT_LABEL: "podman"},
+        "tolerations": [NODE_AGENT_TAINT],
+        "restartPolicy": "Never",
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "containers": [
+            {
+                "name": "kibertas-async",
+                "image": IMAGE,
+                "args": ["list"],
+                "securityContext": {"readOnlyRootFilesystem": True, "runAsUser": 65532, "runAsGroup": 65532},
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            }
+        ],
+    }
+    job = {"metadata": {"name": "list"}, "spec": {"backoffLimit": 0, "template": {"spec": pod_spec}}}
+    await kube.create(JOBS, job, namespace)
+
+    def finished(current: KubeObject | None) -> bool:
+        conditions = (current or {}).get("status", {}).get("conditions") or []
+        return any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions)
+
+    with anyio.fail_after(WAIT_LIMIT):
+        done = await kube.wait_for(JOBS, "list", namespace, finished)
+    assert done is not None
+    conditions = {c["type"]: c["status"] for c in done["status"]["conditions"]}
+    assert conditions.get("Complete") == "True", done["status"]
+    pods = (await kube.list(PODS, namespace, label_selector="job-name=list"))["items"]
+    assert [pod["spec"]["nodeName"] for pod in pods] == [node_name(cluster.name)]
+    assert "ingress" in pod_log_path(work_dir, namespace, pods[0]["metadata"]["name"], "kibertas-async").read_text()
+    print(f"Job created to Complete: {time.monotonic() - started:.1f}s")
+
+
+async def test_secret_values_and_the_service_account_reach_the_container(
+    cluster: SandboxCluster, kube: KubeClient, namespace: str, work_dir: Path
+) -> None:
+    value = secrets.token_hex(8)
+    secret = {"metadata": {"name": "creds"}, "stringData": {"api-key": value}}
+    await kube.create(SECRETS, secret, namespace)
+    script = (
+        "import os, pathlib; d = pathlib.Path('/var/run/secrets/kubernetes.io/serviceaccount');"
+        "print('key=' + os.environ['API_KEY']); print('optional=' + os.environ.get('MAYBE', '<unset>'));"
+        "print('namespace=' + (d / 'namespace').read_text());"
+        "print('token=' + str(len((d / 'token').read_text()) > 100));"
+        "print('ca=' + str('BEGIN CERTIFICATE' in (d / 'ca.crt').read_text()));"
+        "print('service=' + os.environ['KUBERNETES_SERVICE_HOST'] + ':' + os.environ['KUBERNETES_SERVICE_PORT'])"
+    )
+    env = [
+        {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "api-key"}}},
+        {"name": "MAYBE", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "x", "optional": True}}},
+    ]
+    spec = agent_pod_spec(cluster, {"command": ["python3", "-c", script], "env": env})
+    await kube.create(PODS, {"metadata": {"name": "env"}, "spec": spec}, namespace)
+
+    pod = await wait_for_phase(kube, namespace, "env", "Succeeded", "Failed")
+    log = pod_log_path(work_dir, namespace, "env", "main").read_text()
+    assert pod["status"]["phase"] == "Succeeded", log
+    assert f"key={value}" in log
+    assert "optional=<unset>" in log
+    assert f"namespace={namespace}" in log
+    assert "token=True" in log and "ca=True" in log
+    assert f"service=127.0.0.1:{cluster.port}" in log
+
+
+async def test_deleting_a_running_pod_stops_its_container_within_the_grace_period(
+    cluster: SandboxCluster, kube: KubeClient, namespace: str, work_dir: Path
+) -> None:
+    grace = 20
+    # It says so when SIGTERM arrives, and exits 0: the log proves the signal, the time proves it was not SIGKILL.
+    script = (
+        "import signal, sys, time\n"
+        "def stop(*_):\n    print('got SIGTERM', flush=True)\n    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\nprint('sleeping', flush=True)\ntime.sleep(300)\n"
+    )
+    sleeper = {"command": ["python3", "-c", script]}
+    spec = agent_pod_spec(cluster, sleeper, terminationGracePeriodSeconds=grace)
+    created = await kube.create(PODS, {"metadata": {"name": "sleeper"}, "spec": spec}, namespace)
+    pod = await wait_for_phase(kube, namespace, "sleeper", "Running")
+    assert "running" in pod["status"]["containerStatuses"][0]["state"]
+    name = container_name(created["metadata"]["uid"], "main")
+    assert (await anyio.run_process(["podman", "container", "exists", name], check=False)).returncode == 0
+
+    started = time.monotonic()
+    await kube.delete(PODS, "sleeper", namespace)
+    with anyio.fail_after(WAIT_LIMIT):
+        await kube.wait_for(PODS, "sleeper", namespace, lambda current: current is None)
+    elapsed = time.monotonic() - started
+    assert elapsed < grace, f"the pod took {elapsed:.1f}s to go: SIGTERM did not stop its container"
+    assert (await anyio.run_process(["podman", "container", "exists", name], check=False)).returncode == 1
+    log = pod_log_path(work_dir, namespace, "sleeper", "main").read_text()
+    assert "sleeping" in log and "got SIGTERM" in log, log
+    print(f"delete to gone: {elapsed:.1f}s")
+
+
+async def test_sandbox_down_stops_and_removes_every_container_of_the_agent(
+    agent_sandbox: Sandbox, cluster: SandboxCluster, kube: KubeClient, work_dir: Path
+) -> None:
+    # Last in this module: it takes the module's sandbox down (the fixture's own down then finds nothing).
+    name = f"agent-{secrets.token_hex(4)}"
+    await kube.create(NAMESPACES, {"metadata": {"name": name}})
+    with anyio.fail_after(WAIT_LIMIT):
+        await kube.wait_for(SERVICEACCOUNTS, "default", name, lambda account: account is not None)
+    sleeper = {"command": ["python3", "-c", "import time; time.sleep(300)"]}
+    await kube.create(PODS, {"metadata": {"name": "left-running"}, "spec": agent_pod_spec(cluster, sleeper)}, name)
+    await wait_for_phase(kube, name, "left-running", "Running")
+    agent_log = (work_dir / "node-agent.log").read_text()
+    assert "Traceback" not in agent_log and " ERROR " not in agent_log, agent_log
+
+    started = time.monotonic()
+    agent_sandbox.down()
+    elapsed = time.monotonic() - started
+    listed = await anyio.run_process(
+        ["podman", "ps", "--all", "--quiet", "--filter", f"label={AGENT_DIR_LABEL}={work_dir}"], check=False
+    )
+    assert listed.stdout.split() == []
+    print(f"sandbox down with a running container: {elapsed:.1f}s")
