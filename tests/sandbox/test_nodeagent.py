@@ -8,6 +8,8 @@ skip with the reason, and fail with it when ``$CI`` is true.
 from __future__ import annotations
 
 import atexit
+import json
+import os
 import secrets
 import subprocess
 import time
@@ -254,6 +256,94 @@ async def test_deleting_a_running_pod_stops_its_container_within_the_grace_perio
     log = pod_log_path(work_dir, namespace, "sleeper", "main").read_text()
     assert "sleeping" in log and "got SIGTERM" in log, log
     print(f"delete to gone: {elapsed:.1f}s")
+
+
+BUILT_IN_CHECKS = ("cert-manager", "cluster-autoscaler", "datadog-agent", "fluent", "ingress", "karpenter")
+"""They need add-ons this sandbox does not run (a DaemonSet that tolerates every taint would land on the
+agent's node and wait for an image nobody can pull here), so the PostSync Job below leaves them out."""
+EXAMPLE_PLUGIN = REPO / "docs" / "example-plugin"
+
+
+def postsync_manifests(agent_sandbox: Sandbox, cluster: SandboxCluster) -> list[dict[str, Any]]:
+    """``deploy/overlays/argocd-postsync`` rendered by kubectl, patched to the agent's node and to run
+    ``run --all`` without the built-in checks and with the example plugin (mounted from the checkout),
+    plus the example check's own rules from ``kibertas-async rbac``, added to the same ServiceAccount."""
+    import yaml
+
+    overlay = REPO / "deploy" / "overlays" / "argocd-postsync"
+    if not overlay.is_dir():
+        pytest.skip(f"{overlay} does not exist yet")
+    kubectl = [str(agent_sandbox.binaries.kubectl), f"--kubeconfig={cluster.kubeconfig}"]
+    rendered = subprocess.run([*kubectl, "kustomize", str(overlay)], capture_output=True, text=True, check=True)
+    documents: list[dict[str, Any]] = list(yaml.safe_load_all(rendered.stdout))
+    [job] = [document for document in documents if document["kind"] == "Job"]
+    pod = job["spec"]["template"]["spec"]
+    pod["nodeSelector"] = {NODE_AGENT_LABEL: "podman"}
+    pod["tolerations"] = [NODE_AGENT_TAINT]
+    pod["volumes"].append({"name": "example-plugin", "hostPath": {"path": str(EXAMPLE_PLUGIN)}})
+    [container] = pod["containers"]
+    container["volumeMounts"].append({"name": "example-plugin", "mountPath": "/opt/example-plugin", "readOnly": True})
+    container["env"].append({"name": "PYTHONPATH", "value": "/opt/example-plugin"})
+    arguments = container["args"]
+    assert arguments[:2] == ["run", "--all"], arguments
+    arguments[2:2] = ["--exclude", ",".join(BUILT_IN_CHECKS), "--plugin", "kibertas_async_configmap"]
+    namespace = str(job["metadata"]["namespace"])
+    example_rbac = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "kibertas-async"), "rbac", "configmap-roundtrip", "--plugin",
+         "kibertas_async_configmap", "--namespace", namespace, "--format", "json"],
+        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(EXAMPLE_PLUGIN)},
+    )  # fmt: skip
+    for document in _documents(json.loads(example_rbac.stdout)):
+        if document["kind"] in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
+            document["metadata"]["name"] += "-example"
+            if "roleRef" in document:
+                document["roleRef"]["name"] += "-example"
+            documents.append(document)
+    return documents
+
+
+def _documents(decoded: Any) -> list[dict[str, Any]]:
+    if isinstance(decoded, dict) and decoded.get("kind") == "List":
+        return list(decoded["items"])
+    return list(decoded) if isinstance(decoded, list) else [decoded]
+
+
+async def test_the_argocd_postsync_job_runs_in_our_image_as_its_service_account(
+    agent_sandbox: Sandbox, cluster: SandboxCluster, kube: KubeClient, work_dir: Path
+) -> None:
+    documents = postsync_manifests(agent_sandbox, cluster)
+    [job] = [document for document in documents if document["kind"] == "Job"]
+    namespace = str(job["metadata"]["namespace"])
+    await kube.create(NAMESPACES, {"metadata": {"name": namespace}})
+    secret = {"metadata": {"name": "kibertas-async"}, "stringData": {"cluster-name": cluster.name}}
+    await kube.create(SECRETS, secret, namespace)
+    started = time.monotonic()
+    kubectl = [str(agent_sandbox.binaries.kubectl), f"--kubeconfig={cluster.kubeconfig}"]
+    await anyio.run_process(
+        [*kubectl, "apply", "-f", "-"],
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": documents}).encode(),
+    )
+
+    def finished(current: KubeObject | None) -> bool:
+        conditions = (current or {}).get("status", {}).get("conditions") or []
+        return any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions)
+
+    with anyio.fail_after(WAIT_LIMIT):
+        done = await kube.wait_for(JOBS, job["metadata"]["name"], namespace, finished)
+    elapsed = time.monotonic() - started
+    assert done is not None
+    pods = (await kube.list(PODS, namespace, label_selector=f"job-name={job['metadata']['name']}"))["items"]
+    [pod] = pods
+    log = pod_log_path(work_dir, namespace, pod["metadata"]["name"], "kibertas-async").read_text()
+    conditions = {c["type"]: c["status"] for c in done["status"]["conditions"]}
+    assert conditions.get("Complete") == "True", log
+    assert pod["spec"]["serviceAccountName"] == "kibertas-async"
+    events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert events, log
+    finished_checks = {e.get("check"): e.get("outcome") for e in events if e.get("event") == "check.finished"}
+    assert finished_checks == {"configmap-roundtrip": "passed"}, log
+    assert "OK: 1 passed" in log, log
+    print(f"kubectl apply to Job Complete: {elapsed:.1f}s")
 
 
 async def test_sandbox_down_stops_and_removes_every_container_of_the_agent(

@@ -100,7 +100,7 @@ class NodeAgent:
     async def podman_run(
         self, *args: str, env: Mapping[str, str] | None = None, stdout: Any = None
     ) -> tuple[int, str, str]:
-        """Run ``podman ARGS``; return its exit status, stdout and stderr (stdout empty if redirected)."""
+        """Run ``podman ARGS``; return its exit status, stdout and stderr (both empty if ``stdout`` takes them)."""
         import subprocess
 
         result = await anyio.run_process(
@@ -108,10 +108,10 @@ class NodeAgent:
             check=False,
             env={**os.environ, **(env or {})},
             stdout=stdout if stdout is not None else subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.STDOUT if stdout is not None else subprocess.PIPE,
         )
         out = result.stdout.decode(errors="replace") if result.stdout else ""
-        return result.returncode, out, result.stderr.decode(errors="replace")
+        return result.returncode, out, result.stderr.decode(errors="replace") if result.stderr else ""
 
     # --- the Node and its Lease ---------------------------------------------------------------
 
@@ -427,12 +427,15 @@ class PodWorker:
         return values.get(path, "")
 
     async def _volume_mounts_by_name(self) -> dict[str, Mount]:
-        """Each volume of the Pod as a mount source: emptyDir a tmpfs, the others files written here."""
+        """Each volume as a mount source: emptyDir a tmpfs, hostPath itself, the others files written here."""
         mounts: dict[str, Mount] = {}
         for volume in self.pod["spec"].get("volumes") or []:
             name = str(volume["name"])
             if "emptyDir" in volume:
                 mounts[name] = Mount("", None)
+                continue
+            if host_path := volume.get("hostPath"):
+                mounts[name] = Mount("", Path(str(host_path["path"])))
                 continue
             directory = self.directory / "volumes" / name
             directory.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -444,7 +447,9 @@ class PodWorker:
             elif config_map := volume.get("configMap"):
                 await self._write_data(directory, CONFIGMAPS, str(config_map["name"]), config_map)
             else:
-                raise PodConfigError(f"volume {name}: only emptyDir, projected, secret and configMap are supported")
+                raise PodConfigError(
+                    f"volume {name}: only emptyDir, hostPath, projected, secret and configMap are supported"
+                )
             mounts[name] = Mount("", directory, read_only=True)
         return mounts
 
