@@ -22,10 +22,11 @@ import pytest
 
 import kibertas_async
 from kibertas_async.kube import KubeClient, KubeObject
-from kibertas_async.kube.resources import NAMESPACES, PODS, SECRETS, SERVICEACCOUNTS, Resource
-from kibertas_async.sandbox.addons.kwok import KwokAddon, NodeShape
+from kibertas_async.kube.resources import NAMESPACES, NODES, PODS, SECRETS, SERVICEACCOUNTS, Resource
+from kibertas_async.sandbox.addons.kwok import KWOK_NODE_ANNOTATION, KwokAddon, NodeShape
 from kibertas_async.sandbox.build import binaries_for
 from kibertas_async.sandbox.nodeagent import NODE_AGENT_LABEL, NODE_AGENT_TAINT, NodeAgentAddon, node_name, pod_log_path
+from kibertas_async.sandbox.nodeagent.agent import LEASES
 from kibertas_async.sandbox.nodeagent.podman import AGENT_DIR_LABEL, container_name
 from kibertas_async.sandbox.runner import Sandbox, SandboxCluster, SandboxConfig
 from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
@@ -132,6 +133,28 @@ async def wait_for_phase(kube: KubeClient, namespace: str, name: str, *phases: s
 def terminated(pod: KubeObject) -> KubeObject:
     state: KubeObject = pod["status"]["containerStatuses"][0]["state"]["terminated"]
     return state
+
+
+async def test_the_agent_node_is_ready_tainted_not_kwoks_and_renews_its_lease(
+    cluster: SandboxCluster, kube: KubeClient
+) -> None:
+    node = await kube.get(NODES, node_name(cluster.name))
+    assert node is not None
+    assert node["metadata"]["labels"][NODE_AGENT_LABEL] == "podman"
+    assert KWOK_NODE_ANNOTATION not in (node["metadata"].get("annotations") or {})
+    taints = [(t["key"], t.get("value"), t["effect"]) for t in node["spec"]["taints"]]
+    assert taints == [(NODE_AGENT_LABEL, "podman", "NoSchedule")]
+    assert {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"] == "True"
+    lease = await kube.get(LEASES, node_name(cluster.name), "kube-node-lease")
+    assert lease is not None and lease["spec"]["holderIdentity"] == node_name(cluster.name)
+    first = lease["spec"]["renewTime"]
+    with anyio.fail_after(WAIT_LIMIT):
+        await kube.wait_for(
+            LEASES,
+            node_name(cluster.name),
+            "kube-node-lease",
+            lambda now: now is not None and now["spec"]["renewTime"] != first,
+        )
 
 
 async def test_pods_end_succeeded_and_failed_with_their_exit_codes(

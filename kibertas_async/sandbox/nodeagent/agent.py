@@ -185,7 +185,12 @@ class NodeAgent:
     async def _renew_lease(self) -> None:
         path = LEASES.path(LEASE_NAMESPACE, self.node)
         node = await self.kube.get(NODES, self.node)
-        owner = {"apiVersion": "v1", "kind": "Node", "name": self.node, "uid": (node or {})["metadata"]["uid"]}
+        # Owned by the Node, as a kubelet's Lease is, so deleting the Node takes the Lease with it.
+        owners = (
+            []
+            if node is None
+            else [{"apiVersion": "v1", "kind": "Node", "name": self.node, "uid": node["metadata"]["uid"]}]
+        )
         while True:
             spec = {"holderIdentity": self.node, "leaseDurationSeconds": LEASE_DURATION, "renewTime": _micro_now()}
             try:
@@ -194,7 +199,7 @@ class NodeAgent:
                 except KubeApiError as error:
                     if error.status != 404:
                         raise
-                    lease = {"metadata": {"name": self.node, "ownerReferences": [owner]}, "spec": spec}
+                    lease = {"metadata": {"name": self.node, "ownerReferences": owners}, "spec": spec}
                     await self.kube.create(LEASES, lease, LEASE_NAMESPACE)
             except Exception as error:  # a missed renewal is retried; the Node only goes NotReady after 40 s
                 log.warning("lease renewal failed: %s", error)
