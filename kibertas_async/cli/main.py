@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -73,9 +75,33 @@ def _add_sandbox_command(commands: argparse._SubParsersAction[argparse.ArgumentP
     add_sandbox_command(commands)
 
 
+class _Terminated(BaseException):
+    """SIGTERM before the engine listens for it itself: nothing of ours exists yet. A BaseException, as
+    KeyboardInterrupt is, so no ``except Exception`` on the way swallows it."""
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns (and, as a console script, exits with) the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    # Until the engine listens for signals itself (it does before the first check starts), SIGTERM
+    # ends the process the way SIGINT does: one line and its exit code (143), not a bare kill.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
+    try:
+        code = _guarded_main(args_list)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _guarded_main(args_list: list[str]) -> int:
     try:
         code = _main(args_list)
     except UsageError as error:
@@ -87,11 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         code = 130
+    except _Terminated:
+        print(f"{PROG}: terminated", file=sys.stderr)
+        code = 143
     except KibertasError as error:
         print(f"{PROG}: error: {_redacted(error)}", file=sys.stderr)
         code = 1
-    if argv is None:
-        sys.exit(code)
     return code
 
 

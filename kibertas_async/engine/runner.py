@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
+import anyio.abc
 
 from kibertas_async.checks import Check, CheckContext, CleanupGuard, CleanupStack
 from kibertas_async.engine import settings
@@ -179,7 +180,8 @@ class Engine:
         try:
             async with anyio.create_task_group() as supervisor:
                 if self._handle_signals:
-                    supervisor.start_soon(self._watch_signals)
+                    # Listening before the first check starts: a signal can never meet a check unguarded.
+                    await supervisor.start(self._watch_signals)
                 with anyio.CancelScope(deadline=self._run_deadline) as run_scope:
                     self._run_scope = run_scope
                     async with anyio.create_task_group() as checks:
@@ -208,8 +210,9 @@ class Engine:
 
     # --- signals -----------------------------------------------------------------------------
 
-    async def _watch_signals(self) -> None:
+    async def _watch_signals(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+            task_status.started()
             async for signum in received:
                 name = signal.Signals(signum).name
                 if self.report.interrupted_by is None:
