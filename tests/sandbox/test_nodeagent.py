@@ -271,9 +271,20 @@ async def test_deleting_a_running_pod_stops_its_container_within_the_grace_perio
 
     started = time.monotonic()
     await kube.delete(PODS, "sleeper", namespace)
+    seen: list[KubeObject] = []
+
+    def gone(current: KubeObject | None) -> bool:
+        if current is not None:
+            seen.append(current)
+        return current is None
+
     with anyio.fail_after(WAIT_LIMIT):
-        await kube.wait_for(PODS, "sleeper", namespace, lambda current: current is None)
+        await kube.wait_for(PODS, "sleeper", namespace, gone)
     elapsed = time.monotonic() - started
+    # Its last status, reported between the stop and the deletion: the exit code of the SIGTERM handler.
+    last = seen[-1]["status"]
+    assert last["phase"] == "Succeeded", last
+    assert last["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0, last
     assert elapsed < grace, f"the pod took {elapsed:.1f}s to go: SIGTERM did not stop its container"
     assert (await anyio.run_process(["podman", "container", "exists", name], check=False)).returncode == 1
     log = pod_log_path(work_dir, namespace, "sleeper", "main").read_text()

@@ -248,6 +248,8 @@ class PodWorker:
         }
         self.container_ids: dict[str, str] = {}
         self.started_at = _now()
+        self.phase = str((pod.get("status") or {}).get("phase", "Pending"))
+        """The phase last reported (or found)."""
         self._status_lock = anyio.Lock()
 
     def update(self, pod: KubeObject, *, gone: bool = False) -> None:
@@ -345,6 +347,13 @@ class PodWorker:
             podman_name = container_name(self.uid, container)
             if podman_name in self.agent.containers:
                 await self.agent.podman_run("stop", "--ignore", "-t", str(grace), podman_name)
+                if "running" in self.states[container]:
+                    _status, out, _err = await self.agent.podman_run(
+                        "inspect", "--format", "{{.State.ExitCode}}", podman_name
+                    )
+                    code = int(out.strip()) if out.strip().lstrip("-").isdigit() else 137
+                    started = str(self.states[container]["running"]["startedAt"])
+                    self.states[container] = _terminated(code, "Completed" if code == 0 else "Error", None, started)
                 await self._save_log(container)
                 await self.agent.remove_container(podman_name, 0)
 
@@ -352,6 +361,10 @@ class PodWorker:
             for container in names:
                 group.start_soon(stop, container)
         log.info("pod %s: containers stopped and removed", self.key)
+        if self.phase == "Running" and not self.gone:
+            # As a kubelet does: the stopped pod's last status (exit codes) before it goes.
+            ended = all(state.get("terminated", {}).get("exitCode") == 0 for state in self.states.values())
+            await self._report("Succeeded" if ended else "Failed")
         if not self.gone:
             body = {
                 "apiVersion": "v1",
@@ -504,6 +517,7 @@ class PodWorker:
     # --- status ------------------------------------------------------------------------------------
 
     async def _report(self, phase: str) -> None:
+        self.phase = phase
         containers = self.pod["spec"]["containers"]
         statuses = []
         for container in containers:
