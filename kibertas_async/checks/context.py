@@ -16,6 +16,7 @@ import anyio
 from kibertas_async.checks.cleanup import CleanupStack
 from kibertas_async.engine.results import Outcome, StepResult
 from kibertas_async.errors import CheckError, CheckFailed, CheckSkipped, StepTimeout, primary_exception
+from kibertas_async.kube.client import backoff_delay
 from kibertas_async.kube.errors import KubeApiError, KubeUnavailable
 from kibertas_async.kube.resources import NAMESPACES, Resource
 
@@ -304,7 +305,7 @@ class CheckContext:
                 raise
             except KubeUnavailable as error:
                 attempt += 1
-                delay = min(5.0, 0.2 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                delay = backoff_delay(attempt)
                 if anyio.current_time() + delay > give_up:
                     raise
                 self.progress(f"API server unreachable, retrying the {resource.kind} create: {error}")

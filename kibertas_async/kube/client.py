@@ -109,7 +109,7 @@ class KubeClient:
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
                 if method != "GET" or attempt == _MAX_ATTEMPTS:
                     raise KubeUnavailable(f"{method} {path}: {type(error).__name__}: {error}") from None
-                await anyio.sleep(_backoff(attempt))
+                await anyio.sleep(backoff_delay(attempt))
                 continue
             finally:
                 response.release()
@@ -142,7 +142,7 @@ class KubeClient:
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
                 if method != "GET" or attempt == _MAX_ATTEMPTS:
                     raise KubeUnavailable(f"{label} {path}: {type(error).__name__}: {error}") from None
-                await anyio.sleep(_backoff(attempt))
+                await anyio.sleep(backoff_delay(attempt))
                 continue
             if response.status < 300:
                 return response
@@ -376,8 +376,9 @@ async def connect(target: ClusterTarget, *, timeout: float = 15.0) -> KubeClient
     return client
 
 
-def _backoff(attempt: int) -> float:
-    """Exponential backoff with jitter, from 0.2 s up to 5 s."""
+def backoff_delay(attempt: int) -> float:
+    """Exponential backoff with jitter, from 0.2 s up to 5 s: the delay before retry number ``attempt``
+    (1-based) of anything that talks to the API server."""
     return float(min(5.0, 0.2 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
 
 
@@ -393,7 +394,7 @@ def _retry_after(header: str | None, attempt: int) -> float:
                 when = email.utils.parsedate_to_datetime(header)
                 seconds = (when - datetime.now(UTC)).total_seconds()
     if seconds is None or not seconds > 0:
-        return _backoff(attempt)
+        return backoff_delay(attempt)
     return min(RETRY_AFTER_CAP, seconds)
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal, Self
 import anyio
 from anyio.abc import TaskStatus
 
-from kibertas_async.kube.client import RETRYABLE_STATUS, KubeObject, _backoff
+from kibertas_async.kube.client import RETRYABLE_STATUS, KubeObject, backoff_delay
 from kibertas_async.kube.errors import KubeApiError, KubeUnavailable
 from kibertas_async.kube.resources import Resource
 
@@ -153,20 +153,20 @@ class Informer:
                     failures += 1
                     # The first expiry re-lists at once; one that comes again before any event backs off.
                     if failures > 1:
-                        await anyio.sleep(_backoff(failures - 1))
+                        await anyio.sleep(backoff_delay(failures - 1))
                     continue
                 if error.status not in RETRYABLE_STATUS:
                     raise
                 failures += 1
-                await anyio.sleep(_backoff(failures))
+                await anyio.sleep(backoff_delay(failures))
             except KubeUnavailable:
                 failures += 1
-                await anyio.sleep(_backoff(failures))
+                await anyio.sleep(backoff_delay(failures))
             else:
                 # The server ended the stream normally: resume from the last version, but not in a tight
                 # loop when it keeps ending streams before anything happens.
                 quiet_ends += 1
-                await anyio.sleep(_backoff(quiet_ends))
+                await anyio.sleep(backoff_delay(quiet_ends))
 
     async def _list(self) -> KubeObject:
         return await self._kube.list(
