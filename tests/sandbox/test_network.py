@@ -16,7 +16,10 @@ def listening_addresses(pids: list[int]) -> dict[int, list[str]]:
     inode_owner = {}
     for pid in pids:
         for fd in Path(f"/proc/{pid}/fd").iterdir():
-            target = os.readlink(fd)
+            try:
+                target = os.readlink(fd)
+            except FileNotFoundError:  # closed between listing and reading: not a listener we could miss
+                continue
             if target.startswith("socket:["):
                 inode_owner[target[len("socket:[") : -1]] = pid
     found: dict[int, list[str]] = {pid: [] for pid in pids}
