@@ -17,6 +17,7 @@ from kibertas_async.errors import UsageError
 if TYPE_CHECKING:
     from kibertas_async.checks import Check
     from kibertas_async.cleanup import SweepResult
+    from kibertas_async.clusters.selection import ContextSettings
     from kibertas_async.kube import ClusterTarget
     from kibertas_async.options import Option
     from kibertas_async.plugins import Registry
@@ -145,6 +146,7 @@ def add_run_command(commands: SubParsers, registry: Registry | None) -> None:
             "Every check option can also be set by environment variable (KIBERTAS_ASYNC_<NAME>, and the "
             "reference tool's names where listed) or in the --config file (defaults, or clusters.<name> "
             "per cluster). Precedence: flag > environment > config clusters.<name> > config defaults > "
+            "the kubeconfig context's settings (kibertas-async.io/settings, written by `sandbox up`) > "
             "default.\nexit codes: 0 all passed, 1 a check failed/errored/timed out, 2 bad input, "
             "130/143 interrupted."
         ),
@@ -160,6 +162,12 @@ def add_run_command(commands: SubParsers, registry: Registry | None) -> None:
         default=os.environ.get("KIBERTAS_ASYNC_CONFIG"),
         metavar="PATH",
         help="YAML file with option defaults and per-cluster values (env KIBERTAS_ASYNC_CONFIG)",
+    )
+    parser.add_argument(
+        "--ignore-kubeconfig-settings",
+        action="store_true",
+        help="do not apply the option values a kubeconfig context names (its kibertas-async.io/settings "
+        "extension, which `sandbox up` writes)",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="print the cluster x check matrix and what each would create"
@@ -198,8 +206,9 @@ def _dest(option: Option[Any]) -> str:
 def run_command(args: argparse.Namespace) -> int:
     """Validate everything, then run (or, with --dry-run, describe) the plan."""
     from kibertas_async.clusters import select_clusters
+    from kibertas_async.clusters.selection import context_settings
     from kibertas_async.engine.runner import RunPlan
-    from kibertas_async.options.config_file import ConfigFile, load_config_file
+    from kibertas_async.options.config_file import ConfigFile, load_config_file, with_context_settings
     from kibertas_async.options.resolution import check_config_keys, resolve_options
 
     registry: Registry = args.registry
@@ -208,6 +217,10 @@ def run_command(args: argparse.Namespace) -> int:
     config = load_config_file(Path(args.config)) if args.config else ConfigFile()
     check_config_keys(config, registry.options)
     unknown_clusters = sorted(set(config.clusters) - {target.name for target in targets})
+    settings: dict[str, ContextSettings] = {}
+    if not args.ignore_kubeconfig_settings:
+        settings = context_settings(targets, kubeconfig=args.kubeconfig, environ=os.environ)
+        config = with_context_settings(config, settings, registry.options)
     flags = {
         option.name: getattr(args, _dest(option))
         for option in registry.options
@@ -232,7 +245,7 @@ def run_command(args: argparse.Namespace) -> int:
         plugin_problems=list(registry.problems),
     )
     if args.dry_run:
-        _print_dry_run(plan, registry, unknown_clusters)
+        _print_dry_run(plan, registry, unknown_clusters, settings)
         return 0
     return _execute(plan, registry, args)
 
@@ -319,11 +332,15 @@ def _check_run_id(run_id: str) -> None:
         raise UsageError(f"--run-id {run_id!r} must be a valid label value: lower-case letters, digits, '-', '_', '.'")
 
 
-def _print_dry_run(plan: Any, registry: Registry, unknown_clusters: list[str]) -> None:
+def _print_dry_run(
+    plan: Any, registry: Registry, unknown_clusters: list[str], settings: Mapping[str, ContextSettings]
+) -> None:
     out = sys.stdout
     out.write(f"run {plan.run_id}: {len(plan.checks)} check(s) x {len(plan.clusters)} cluster(s); nothing is created\n")
     for name in unknown_clusters:
         out.write(f"note: config file has settings for cluster {name!r}, which is not in this run\n")
+    for name, context in settings.items():
+        out.write(f"note: cluster {name!r} takes settings from {context.config} ({context.describe()})\n")
     for target in plan.clusters:
         where = "in-cluster service account" if target.in_cluster else f"context {target.context}"
         out.write(f"\ncluster {target.name} ({where})\n")

@@ -3,6 +3,9 @@
 ``--clusters old,new`` names kubeconfig contexts; ``name=context`` gives a context (an EKS ARN, say) a
 short name for reports. With no ``--clusters``: the current context, or, inside a Pod with no
 kubeconfig, the Pod's service account (named by ``CLUSTER_NAME``, else ``in-cluster``).
+
+A context may carry where its option values are (:data:`SETTINGS_EXTENSION`, a kubeconfig ``extensions``
+entry; ``sandbox up`` writes one on each of its contexts), read by :func:`context_settings`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,41 @@ from kibertas_async.kube.client import ClusterTarget
 IN_CLUSTER = "in-cluster"
 CLUSTERS_ENV = "KIBERTAS_ASYNC_CLUSTERS"
 """The environment variable that stands for ``--clusters`` when the flag is not given."""
+SETTINGS_EXTENSION = "kibertas-async.io/settings"
+"""The name of the kubeconfig context extension that says where this context's option values are::
+
+    contexts:
+    - name: sandbox-1
+      context:
+        cluster: sandbox-1
+        user: ...
+        extensions:
+        - name: kibertas-async.io/settings
+          extension:
+            config: /home/me/.local/state/kibertas-async/sandbox/kibertas-async.yaml
+            cluster: sandbox-1     # the config file's section; default: the context's name
+
+``run`` applies that file's ``defaults`` and ``clusters.<cluster>`` to the targets using the context.
+A relative ``config`` is relative to the kubeconfig file, as kubectl reads relative paths.
+"""
 _SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+@dataclass(frozen=True)
+class ContextSettings:
+    """A context's :data:`SETTINGS_EXTENSION`: which config file, and which section of it."""
+
+    context: str
+    config: Path
+    section: str
+    kubeconfig: Path
+    """The kubeconfig file that defines the context (for messages)."""
+    problem: str = ""
+    """Why the extension cannot be used (malformed); empty when it can."""
+
+    def describe(self) -> str:
+        """``kubeconfig context C (extension kibertas-async.io/settings in K)``."""
+        return f"kubeconfig context {self.context} (extension {SETTINGS_EXTENSION} in {self.kubeconfig})"
 
 
 @dataclass
@@ -30,6 +67,8 @@ class KubeconfigContexts:
     contexts: dict[str, str] = field(default_factory=dict)
     """Context name → the cluster's server URL (or ``?``)."""
     current: str | None = None
+    settings: dict[str, ContextSettings] = field(default_factory=dict)
+    """Context name → its :data:`SETTINGS_EXTENSION`, for the contexts that carry one."""
 
 
 def split_cluster_list(value: str, *, source: str) -> list[str]:
@@ -95,10 +134,56 @@ def read_kubeconfig(paths: list[Path], *, required: bool) -> KubeconfigContexts:
                 continue
             context = entry.get("context") or {}
             cluster = context.get("cluster") if isinstance(context, dict) else None
-            found.contexts.setdefault(str(entry["name"]), str(servers.get(cluster, "?")))
+            name = str(entry["name"])
+            if name in found.contexts:
+                continue
+            found.contexts[name] = str(servers.get(cluster, "?"))
+            settings = _settings_extension(context, name, path) if isinstance(context, dict) else None
+            if settings is not None:
+                found.settings[name] = settings
         if found.current is None and loaded.get("current-context"):
             found.current = str(loaded["current-context"])
     return found
+
+
+def _settings_extension(context: dict[str, Any], name: str, path: Path) -> ContextSettings | None:
+    """The context's :data:`SETTINGS_EXTENSION`; ``None`` when it has none. A malformed one is kept with
+    its problem, which is an error only for a run that applies it (not with --ignore-kubeconfig-settings)."""
+    extensions = context.get("extensions") or []
+    if not isinstance(extensions, list):
+        return None  # not ours to judge: kubectl refuses such a kubeconfig itself
+    for item in extensions:
+        if not isinstance(item, dict) or item.get("name") != SETTINGS_EXTENSION:
+            continue
+        value = item.get("extension")
+        config = value.get("config") if isinstance(value, dict) else None
+        section = value.get("cluster", name) if isinstance(value, dict) else None
+        if not isinstance(config, str) or not config.strip() or not isinstance(section, str) or not section:
+            problem = (
+                f"kubeconfig {path}: context {name!r} has a {SETTINGS_EXTENSION} extension without a 'config' "
+                "path (and an optional 'cluster' name); fix it, or run with --ignore-kubeconfig-settings"
+            )
+            return ContextSettings(name, Path(), name, path, problem)
+        config_path = Path(config).expanduser()
+        if not config_path.is_absolute():
+            config_path = path.parent / config_path
+        return ContextSettings(name, config_path, section, path)
+    return None
+
+
+def context_settings(
+    targets: list[ClusterTarget], *, kubeconfig: str | None, environ: Mapping[str, str]
+) -> dict[str, ContextSettings]:
+    """Cluster name → the settings extension of its context, for the targets whose context has one."""
+    with_context = [target for target in targets if target.context is not None and not target.in_cluster]
+    if not with_context:
+        return {}
+    found = read_kubeconfig(kubeconfig_paths(kubeconfig, environ), required=False)
+    return {
+        target.name: found.settings[target.context]
+        for target in with_context
+        if target.context is not None and target.context in found.settings
+    }
 
 
 def in_pod(environ: Mapping[str, str]) -> bool:
