@@ -11,7 +11,10 @@ Errors::
     KibertasError
     ├── UsageError        bad input: one line, exit code 2
     ├── PluginError       a plugin broke the contract
+    ├── TemporaryError    a poll attempt's "not yet" (tried again, after its delay)
     └── CheckError        ends a check: CheckFailed (NG), CheckSkipped, StepTimeout
+        └── CheckFailed
+            └── PermanentError   a poll attempt's NG: no retry
 """
 
 from typing import TYPE_CHECKING, Any
@@ -20,6 +23,7 @@ from kibertas_async._version import __version__
 
 if TYPE_CHECKING:
     from kibertas_async.checks import Check, CheckContext, Permission, Step
+    from kibertas_async.checks.waiting import PermanentError, PollState, TemporaryError
     from kibertas_async.engine.results import CheckResult, CleanupResult, Outcome, RunReport, StepResult
     from kibertas_async.errors import (
         CheckError,
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
     from kibertas_async.options import (
         Option,
         OptionValues,
+        format_duration,
         optional,
         parse_bool,
         parse_duration,
@@ -50,6 +55,9 @@ _LAZY = {
     "CheckContext": "kibertas_async.checks",
     "Permission": "kibertas_async.checks",
     "Step": "kibertas_async.checks",
+    "PermanentError": "kibertas_async.checks.waiting",
+    "PollState": "kibertas_async.checks.waiting",
+    "TemporaryError": "kibertas_async.checks.waiting",
     "CheckResult": "kibertas_async.engine.results",
     "CleanupResult": "kibertas_async.engine.results",
     "Outcome": "kibertas_async.engine.results",
@@ -68,6 +76,7 @@ _LAZY = {
     "Resource": "kibertas_async.kube",
     "Option": "kibertas_async.options",
     "OptionValues": "kibertas_async.options",
+    "format_duration": "kibertas_async.options",
     "optional": "kibertas_async.options",
     "parse_bool": "kibertas_async.options",
     "parse_duration": "kibertas_async.options",
@@ -106,8 +115,10 @@ __all__ = [
     "Option",
     "OptionValues",
     "Outcome",
+    "PermanentError",
     "Permission",
     "PluginError",
+    "PollState",
     "Reporter",
     "Resource",
     "RunInfo",
@@ -115,8 +126,10 @@ __all__ = [
     "Step",
     "StepResult",
     "StepTimeout",
+    "TemporaryError",
     "UsageError",
     "__version__",
+    "format_duration",
     "hookimpl",
     "optional",
     "parse_bool",

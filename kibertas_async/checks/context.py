@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 import secrets
 import string
 from collections.abc import Awaitable, Callable
@@ -14,11 +13,14 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 import anyio
 
 from kibertas_async.checks.cleanup import CleanupStack
+from kibertas_async.checks.waiting import Failure, PollState, failure_reason
+from kibertas_async.checks.waiting import poll as _poll
 from kibertas_async.engine.results import Outcome, StepResult
 from kibertas_async.errors import CheckError, CheckFailed, CheckSkipped, StepTimeout, primary_exception
 from kibertas_async.kube.client import backoff_delay
 from kibertas_async.kube.errors import KubeApiError, KubeUnavailable
 from kibertas_async.kube.resources import NAMESPACES, Resource
+from kibertas_async.options.option import format_duration
 
 if TYPE_CHECKING:
     from kibertas_async.events import Logger, SecretRedactor
@@ -114,7 +116,7 @@ class Step:
         if timed_out:
             last = f" (last seen: {self.result.detail})" if self.result.detail else ""
             raise StepTimeout(
-                f"step '{self.name}' did not finish within {self._timeout:g}s{last}",
+                f"step '{self.name}' did not finish within {format_duration(self._timeout or 0.0)}{last}",
                 step=self.name,
                 timeout=self._timeout or 0.0,
             )
@@ -343,9 +345,53 @@ class CheckContext:
         until: Callable[[KubeObject | None], bool],
         *,
         progress: Callable[[KubeObject | None], str] | None = None,
+        timeout: float | None = None,
+        fail: Failure[KubeObject | None] | None = None,
     ) -> KubeObject | None:
-        """Watch an object until ``until(obj)`` holds (``None`` means absent); progress goes on the step."""
-        return await self.kube.wait_for(resource, name, namespace, until, progress=progress, on_progress=self.progress)
+        """Watch an object until ``until(obj)`` holds (``None`` means absent); progress goes on the step.
+
+        ``until`` may raise (``ctx.fail``, :class:`~kibertas_async.PermanentError`) to end the wait at
+        once on a terminal condition.
+
+        :param timeout: with it, when ``timeout`` seconds pass first, the check FAILS in the current step
+            with a reason made by ``fail`` from the last object seen (``None``: absent): a function
+            returning the reason (it may be async, to look something up), or a sentence to which the
+            wait's duration and ``progress(last object)`` are added: ``"<fail> within 5m; last seen:
+            <progress>"``. Without ``fail``, a sentence naming the object. Without ``timeout``, the
+            step's or the check's deadline bounds the wait, and reaching it is TIMEOUT.
+        """
+        if timeout is None:
+            if fail is not None:
+                raise TypeError("wait_for: fail= applies when the timeout= runs out; give timeout=")
+            return await self.kube.wait_for(
+                resource, name, namespace, until, progress=progress, on_progress=self.progress
+            )
+        seen: list[KubeObject | None] = []
+
+        def watched(obj: KubeObject | None) -> bool:
+            seen[:] = [obj]
+            return until(obj)
+
+        with anyio.move_on_after(timeout):
+            return await self.kube.wait_for(
+                resource, name, namespace, watched, progress=progress, on_progress=self.progress
+            )
+        last = seen[0] if seen else None
+        if not seen:
+            observation = "the API server had not listed it yet"
+        elif progress is not None:
+            observation = progress(last)
+        else:
+            observation = "absent" if last is None else f"resourceVersion {last['metadata'].get('resourceVersion')}"
+        where = f"{namespace}/" if namespace else ""
+        reason = await failure_reason(
+            fail,
+            last,
+            waited=format_duration(timeout),
+            observation=observation,
+            default=f"{resource.kind} {where}{name} did not get there",
+        )
+        raise CheckFailed(self.redact(reason))
 
     # --- external systems ---------------------------------------------------------------------
 
@@ -353,16 +399,30 @@ class CheckContext:
         self,
         attempt: Callable[[], Awaitable[T | None]],
         *,
+        timeout: float | None = None,
+        fail: Failure[PollState] | None = None,
         first_delay: float = 0.5,
         max_delay: float = 15.0,
     ) -> T:
         """Call ``attempt`` until it returns something other than ``None``, backing off exponentially
         (with jitter) from ``first_delay`` to ``max_delay``. For systems that cannot be watched (DNS,
-        HTTP, S3, Datadog); bounded by the step's or check's deadline. The first try is immediate."""
-        delay = first_delay
-        while True:
-            value = await attempt()
-            if value is not None:
-                return value
-            await anyio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(max_delay, delay * 2)
+        HTTP, S3, Datadog). The first try is immediate.
+
+        An attempt raises :class:`~kibertas_async.TemporaryError` for "not yet, because …" (its message
+        becomes the step's progress; its ``delay``, what a server asked for, the least wait before the
+        next try) and :class:`~kibertas_async.PermanentError` for NG at once (never retried).
+
+        :param timeout: with it, when ``timeout`` seconds pass, the check FAILS in the current step with
+            a reason made by ``fail`` from a :class:`~kibertas_async.PollState` (attempts, the last
+            :class:`~kibertas_async.TemporaryError`): a function returning the reason (it may be async),
+            or a sentence: ``"<fail> within 30s; last seen: <the last attempt's message>"``. Without
+            ``timeout``, the step's or the check's deadline bounds it, and reaching that is TIMEOUT.
+        """
+        return await _poll(
+            attempt,
+            timeout=timeout,
+            fail=fail,
+            first_delay=first_delay,
+            max_delay=max_delay,
+            on_progress=self.progress,
+        )

@@ -3,6 +3,7 @@
 from kibertas_async.options.option import (
     Option,
     OptionValues,
+    format_duration,
     optional,
     parse_bool,
     parse_duration,
@@ -15,6 +16,7 @@ from kibertas_async.options.option import (
 __all__ = [
     "Option",
     "OptionValues",
+    "format_duration",
     "optional",
     "parse_bool",
     "parse_duration",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -90,10 +91,26 @@ class Option(Generic[T]):
             return False
         return not (isinstance(value, tuple | list | dict | set | frozenset) and not value)
 
+    @property
+    def is_duration(self) -> bool:
+        """Whether the value is a duration (parsed by :func:`parse_duration`, maybe :func:`optional`):
+        it is then shown as one (``5m``), not as its seconds (``300.0``)."""
+        return self.parse is parse_duration or getattr(self.parse, "__wrapped__", None) is parse_duration
+
+    def text(self, value: object) -> str:
+        """The value as a user would write it: a duration as ``30s`` or ``5m``, anything else as ``str``.
+        Not masked: use :meth:`display` wherever a secret's value could be shown."""
+        if self.is_duration and isinstance(value, int | float) and not isinstance(value, bool):
+            return format_duration(value)
+        return str(value)
+
     def display(self, value: object) -> str:
-        """How the value may be shown to humans: secrets are masked."""
+        """How the value may be shown to humans: secrets are masked, durations read ``5m``, other values
+        are shown as their ``repr``."""
         if self.secret:
             return "<set>" if value else "<unset>"
+        if self.is_duration and isinstance(value, int | float) and not isinstance(value, bool):
+            return format_duration(value)
         return repr(value)
 
 
@@ -131,6 +148,20 @@ def parse_duration(text: str) -> float:
     if seconds <= 0:
         raise ValueError(f"{text!r} must be longer than zero")
     return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as :func:`parse_duration` reads it: ``0.5s``, ``3.5s``, ``90s``, ``5m``, ``2h``.
+
+    The largest unit that divides it evenly; seconds otherwise (``150s``, never ``2.5m``), so what is
+    printed can be typed back. No limit (``inf``) is ``unlimited``.
+    """
+    if math.isinf(seconds):
+        return "unlimited"
+    for unit, size in (("h", 3600.0), ("m", 60.0)):
+        if seconds >= size and math.isclose(seconds / size, round(seconds / size), abs_tol=1e-9):
+            return f"{round(seconds / size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def parse_list(text: str) -> tuple[str, ...]:
@@ -181,6 +212,7 @@ def optional(parse: Callable[[str], T]) -> Callable[[str], T | None]:
         return None if not text.strip() else parse(text)
 
     parse_optional.__name__ = f"optional_{getattr(parse, '__name__', 'value')}"
+    parse_optional.__wrapped__ = parse  # type: ignore[attr-defined]  # so Option.is_duration sees through it
     return parse_optional
 
 

@@ -21,19 +21,19 @@ def test_precedence(run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     result = run_cli(*base)
     assert result.code == 0
-    assert _delay_line(result.out, "alpha") == "synthetic-delay = 2.0  (config file defaults)"
-    assert _delay_line(result.out, "beta") == "synthetic-delay = 3.0  (config file clusters.beta)"
+    assert _delay_line(result.out, "alpha") == "synthetic-delay = 2s  (config file defaults)"
+    assert _delay_line(result.out, "beta") == "synthetic-delay = 3s  (config file clusters.beta)"
 
     monkeypatch.setenv("KIBERTAS_ASYNC_SYNTHETIC_DELAY", "4s")
     result = run_cli(*base)
     assert (
         _delay_line(result.out, "beta")
-        == "synthetic-delay = 4.0  (environment variable KIBERTAS_ASYNC_SYNTHETIC_DELAY)"
+        == "synthetic-delay = 4s  (environment variable KIBERTAS_ASYNC_SYNTHETIC_DELAY)"
     )
 
     result = run_cli(*base, "--synthetic-delay", "5s")
-    assert _delay_line(result.out, "alpha") == "synthetic-delay = 5.0  (flag --synthetic-delay)"
-    assert _delay_line(result.out, "beta") == "synthetic-delay = 5.0  (flag --synthetic-delay)"
+    assert _delay_line(result.out, "alpha") == "synthetic-delay = 5s  (flag --synthetic-delay)"
+    assert _delay_line(result.out, "beta") == "synthetic-delay = 5s  (flag --synthetic-delay)"
 
 
 def test_dry_run_prints_the_matrix_touches_nothing_and_masks_secrets(run_cli: RunCli) -> None:
