@@ -20,22 +20,17 @@ Everything created is deleted afterwards (last created first), whatever happened
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from kibertas_async import Check, CheckContext, Permission
+from kibertas_async import Check, CheckContext, Permission, PollState, TemporaryError, format_duration
 from kibertas_async.errors import CheckFailed
 from kibertas_async.kube.resources import DEPLOYMENTS, ENDPOINTSLICES, INGRESSCLASSES, INGRESSES, SERVICES
 from kibertas_async_ingress import options as opt
 
 if TYPE_CHECKING:
     from kibertas_async import KubeObject, OptionValues
-    from kibertas_async_ingress.probes import DnsResolver, Resolution
-
-T = TypeVar("T")
+    from kibertas_async_ingress.probes import DnsResolver, HttpAnswer, Resolution
 
 EXTERNAL_DNS_HOSTNAME = "external-dns.alpha.kubernetes.io/hostname"
 DEPLOYMENT_TIMEOUT = 300.0
@@ -189,27 +184,31 @@ class IngressCheck(Check):
     async def _wait_for_address(
         self, ctx: CheckContext, settings: IngressSettings, namespace: str
     ) -> LoadBalancerAddress:
-        with anyio.move_on_after(settings.address_timeout):
-            ingress = await ctx.wait_for(
-                INGRESSES,
-                settings.name,
-                namespace,
-                lambda obj: LoadBalancerAddress.of(obj) is not None,
-                progress=lambda obj: str(LoadBalancerAddress.of(obj) or "no address in status.loadBalancer yet"),
+        async def no_address(_ingress: KubeObject | None) -> str:
+            """Whose fault: a class nobody serves, or a controller that did not act."""
+            ingress_class = await ctx.kube.get(INGRESSCLASSES, settings.ingress_class)
+            if ingress_class is None:
+                why = f"IngressClass {settings.ingress_class} does not exist"
+            else:
+                controller = (ingress_class.get("spec") or {}).get("controller", "?")
+                why = f"the controller of IngressClass {settings.ingress_class} ({controller}) did not give it one"
+            return (
+                f"Ingress {namespace}/{settings.name} got no load-balancer address within "
+                f"{format_duration(settings.address_timeout)}: {why}"
             )
-            address = LoadBalancerAddress.of(ingress)
-            assert address is not None
-            return address
-        ingress_class = await ctx.kube.get(INGRESSCLASSES, settings.ingress_class)
-        if ingress_class is None:
-            why = f"IngressClass {settings.ingress_class} does not exist"
-        else:
-            controller = (ingress_class.get("spec") or {}).get("controller", "?")
-            why = f"the controller of IngressClass {settings.ingress_class} ({controller}) did not give it one"
-        raise CheckFailed(
-            f"Ingress {namespace}/{settings.name} got no load-balancer address within "
-            f"{settings.address_timeout:g}s: {why}"
+
+        ingress = await ctx.wait_for(
+            INGRESSES,
+            settings.name,
+            namespace,
+            lambda obj: LoadBalancerAddress.of(obj) is not None,
+            progress=lambda obj: str(LoadBalancerAddress.of(obj) or "no address in status.loadBalancer yet"),
+            timeout=settings.address_timeout,
+            fail=no_address,
         )
+        address = LoadBalancerAddress.of(ingress)
+        assert address is not None
+        return address
 
     async def _wait_for_dns(
         self, ctx: CheckContext, settings: IngressSettings, address: LoadBalancerAddress
@@ -220,27 +219,23 @@ class IngressCheck(Check):
             resolver = DnsResolver(settings.nameservers)
         except ProbeFailed as error:
             ctx.fail(str(error))
-        last = "no answer yet"
 
-        async def attempt() -> Resolution | None:
-            nonlocal last
+        async def attempt() -> Resolution:
             try:
                 resolution = await resolver.resolve(settings.hostname)
-                if await _points_at(resolution, address, resolver):
-                    return resolution
-                last = f"{resolution.describe()}, not to the load balancer ({address})"
             except ProbeFailed as error:
-                last = str(error)
-            ctx.progress(last)
-            return None
+                raise TemporaryError(str(error)) from None
+            if not await _points_at(resolution, address, resolver):
+                raise TemporaryError(f"{resolution.describe()}, not to the load balancer ({address})")
+            return resolution
 
-        found = await _retry_for(ctx, settings.dns_timeout, attempt)
-        if found is None:
-            ctx.fail(
+        def unresolved(state: PollState) -> str:
+            return (
                 f"{settings.hostname} did not resolve to the load balancer ({address}) via {resolver.servers} "
-                f"within {settings.dns_timeout:g}s: {last}"
+                f"within {state.waited}: {_last_seen(state)}"
             )
-        return found
+
+        return await ctx.poll(attempt, timeout=settings.dns_timeout, fail=unresolved, first_delay=0.5, max_delay=5.0)
 
     async def _wait_for_http(
         self,
@@ -250,7 +245,7 @@ class IngressCheck(Check):
         address: LoadBalancerAddress,
         addresses: tuple[str, ...],
     ) -> int:
-        from kibertas_async_ingress.probes import DnsResolver, HttpAnswer, ProbeFailed, http_get
+        from kibertas_async_ingress.probes import DnsResolver, ProbeFailed, http_get
 
         targets = addresses
         if not targets:  # DNS skipped: go straight to the load balancer, as a client with --resolve would
@@ -260,43 +255,46 @@ class IngressCheck(Check):
                 ctx.fail(str(error))
         if not targets:
             ctx.fail(f"the load balancer's address {address} does not resolve; nowhere to send GET {settings.url}")
-        last: HttpAnswer | str = "no answer yet"
 
-        async def attempt() -> int | None:
-            nonlocal last
+        async def attempt() -> int:
             try:
                 answer = await http_get(settings.url, settings.hostname, targets)
             except ProbeFailed as error:
-                last = str(error)
-                ctx.progress(last)
-                return None
-            if answer.status == settings.expected_status:
-                return answer.status
-            last = answer
-            ctx.progress(f"{answer.status} {answer.reason} from {answer.peer}")
-            return None
+                raise TemporaryError(str(error)) from None
+            if answer.status != settings.expected_status:
+                raise _UnexpectedAnswer(answer)
+            return answer.status
 
-        status = await _retry_for(ctx, settings.http_timeout, attempt)
-        if status is not None:
-            return status
-        if isinstance(last, str):
-            raise CheckFailed(
-                f"GET {settings.url} never answered {settings.expected_status} "
-                f"within {settings.http_timeout:g}s: {last}"
+        async def never_expected(state: PollState) -> str:
+            if not isinstance(state.error, _UnexpectedAnswer):
+                return (
+                    f"GET {settings.url} never answered {settings.expected_status} "
+                    f"within {state.waited}: {_last_seen(state)}"
+                )
+            last = state.error.answer
+            endpoints = await _describe_endpoints(ctx, namespace, settings.name)
+            body = f" ({last.body_excerpt})" if last.body_excerpt else ""
+            return (
+                f"GET {settings.url} answered {last.status} {last.reason}{body} from {last.peer}, expected "
+                f"{settings.expected_status}, for {state.waited}; {endpoints}"
             )
-        endpoints = await _describe_endpoints(ctx, namespace, settings.name)
-        body = f" ({last.body_excerpt})" if last.body_excerpt else ""
-        raise CheckFailed(
-            f"GET {settings.url} answered {last.status} {last.reason}{body} from {last.peer}, expected "
-            f"{settings.expected_status}, for {settings.http_timeout:g}s; {endpoints}"
+
+        return await ctx.poll(
+            attempt, timeout=settings.http_timeout, fail=never_expected, first_delay=0.5, max_delay=5.0
         )
 
 
-async def _retry_for(ctx: CheckContext, seconds: float, attempt: Callable[[], Awaitable[T | None]]) -> T | None:
-    """``ctx.poll(attempt)`` with backoff for at most ``seconds``; ``None`` if it never succeeded."""
-    with anyio.move_on_after(seconds):
-        return await ctx.poll(attempt, first_delay=0.5, max_delay=5.0)
-    return None
+class _UnexpectedAnswer(TemporaryError):
+    """An HTTP answer, but not the expected status: tried again; the last one explains the failure."""
+
+    def __init__(self, answer: HttpAnswer) -> None:
+        super().__init__(f"{answer.status} {answer.reason} from {answer.peer}")
+        self.answer = answer
+
+
+def _last_seen(state: PollState) -> str:
+    """The last attempt's message; ``no answer yet`` when none finished (a first lookup still running)."""
+    return state.error.message if state.error is not None else "no answer yet"
 
 
 async def _points_at(resolution: Resolution, address: LoadBalancerAddress, resolver: DnsResolver) -> bool:
