@@ -175,6 +175,14 @@ def add_run_command(commands: SubParsers, registry: Registry | None) -> None:
     parser.add_argument(
         "--run-id", default=None, metavar="ID", help="label value identifying this run (default: generated)"
     )
+    parser.add_argument(
+        "--compare",
+        default=None,
+        metavar="OLD,NEW",
+        help="blue/green: compare two of the clusters' results at the end (outcomes, step timings, add-on "
+        "versions); a regression makes the run exit 1",
+    )
+    _add_regression_flags(parser)
     _add_cluster_flags(parser)
     _add_logging_flags(parser)
     _add_plugin_flags(parser)
@@ -243,6 +251,7 @@ def run_command(args: argparse.Namespace) -> int:
         cluster_options=cluster_options,
         run_options=run_options,
         plugin_problems=list(registry.problems),
+        comparison=_comparison_settings(args, [target.name for target in targets]),
     )
     if args.dry_run:
         _print_dry_run(plan, registry, unknown_clusters, settings)
@@ -365,6 +374,153 @@ def _print_permissions(checks: list[type[Check]], out: Any) -> None:
         out.write("  ClusterRole\n" if scope is CLUSTER_WIDE else f"  Role in namespace {scope}\n")
         for rule in rules:
             out.write(f"      {rule.describe()}\n")
+
+
+# --- compare -----------------------------------------------------------------------------------
+
+
+def _add_regression_flags(parser: argparse.ArgumentParser) -> None:
+    from kibertas_async.compare import DEFAULT_REGRESSION_FACTOR, DEFAULT_TIMING_FLOOR
+
+    group = parser.add_argument_group("comparison")
+    group.add_argument(
+        "--regression-factor",
+        type=_factor,
+        default=DEFAULT_REGRESSION_FACTOR,
+        metavar="F",
+        help=f"a step that takes more than F times as long on the new cluster is a regression "
+        f"(default {DEFAULT_REGRESSION_FACTOR:g})",
+    )
+    group.add_argument(
+        "--timing-floor",
+        type=_floor,
+        default=DEFAULT_TIMING_FLOOR,
+        metavar="D",
+        help=f"durations under D count as D when judging a slowdown, so sub-second noise is never a "
+        f"regression (default {DEFAULT_TIMING_FLOOR:g}s)",
+    )
+
+
+def _factor(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (example: 2.0)") from None
+    if not value >= 1.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of at least 1 (example: 2.0)")
+    return value
+
+
+def _floor(text: str) -> float:
+    from kibertas_async.options import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _comparison_settings(args: argparse.Namespace, clusters: list[str]) -> Any:
+    """``--compare OLD,NEW`` as :class:`ComparisonSettings` (``None`` without it); bad names are bad input."""
+    from kibertas_async.compare import ComparisonSettings
+    from kibertas_async.options import split_names
+
+    if args.compare is None:
+        return None
+    names = split_names(args.compare, source="--compare", hint="; give two cluster names, old first: --compare old,new")
+    if len(names) != 2 or names[0] == names[1]:
+        raise UsageError(f"--compare {args.compare!r}: give two different cluster names, old first (old,new)")
+    for name in names:
+        if name not in clusters:
+            raise UsageError(f"--compare: {name!r} is not a cluster of this run (clusters: {', '.join(clusters)})")
+    return ComparisonSettings(names[0], names[1], args.regression_factor, args.timing_floor)
+
+
+def add_compare_command(commands: SubParsers) -> None:
+    """``compare``: two saved JSON reports, blue/green."""
+    parser = commands.add_parser(
+        "compare",
+        help="compare two saved run reports (blue/green)",
+        description=(
+            "Compare the results of an old and a new cluster from two --report-json files: per check both "
+            "outcomes, the step timings with their ratio and the add-on versions. A regression is a check "
+            "not OK on new where it was OK on old, a step more than --regression-factor times slower, or "
+            "an add-on found on one side only; a version change is shown, not a regression."
+        ),
+        epilog="A report holding several clusters takes the cluster after a colon: report.json:old.\n"
+        "exit codes: 0 no regression, 1 a regression, 2 bad input (unreadable or foreign report, unknown cluster).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("old", metavar="OLD.json[:CLUSTER]", help="the old cluster's report")
+    parser.add_argument("new", metavar="NEW.json[:CLUSTER]", help="the new cluster's report")
+    parser.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
+    _add_regression_flags(parser)
+    parser.set_defaults(handler=compare_command)
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    """Print the comparison; exit 1 on a regression."""
+    import json
+
+    from kibertas_async.compare import ComparisonSettings, compare, comparison_to_dict
+    from kibertas_async.compare.saved import load_side
+    from kibertas_async.outputs.summary import format_comparison
+
+    old, new = load_side(args.old), load_side(args.new)
+    old_name, new_name = old.cluster, new.cluster
+    if old_name == new_name:  # two reports of clusters named alike: tell the sides apart
+        old_name, new_name = f"{old_name} (old)", f"{new_name} (new)"
+    comparison = compare(old, new, ComparisonSettings(old_name, new_name, args.regression_factor, args.timing_floor))
+    if args.json:
+        print(json.dumps(comparison_to_dict(comparison), indent=2))
+    else:
+        print(format_comparison(comparison))
+    return 0 if comparison.ok else 1
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def add_report_command(commands: SubParsers, registry: Registry | None) -> None:
+    """``report merge``: one report from the shard reports of a sharded run (:mod:`kibertas_async.reports`)."""
+    from kibertas_async.reports.cli import add_merge_arguments, merge_options
+
+    parser = commands.add_parser("report", help="merge the reports of a sharded run", description="Stored reports.")
+    reports: SubParsers = parser.add_subparsers(
+        title="report commands", dest="report_command", metavar="COMMAND", parser_class=type(parser)
+    )
+    merge = reports.add_parser(
+        "merge",
+        help="combine a sharded run's shard reports into one report, JUnit file, summary and message",
+        description="Combine the shard reports of one run (run --shard, --report-dir/--report-s3) into the run's "
+        "report, JUnit file, summary table and one notification; missing shards are named (docs/sharding.md).",
+        epilog="exit codes: 0 every check passed, 1 a check failed/errored/timed out or a shard is missing, "
+        "2 bad input.",
+    )
+    add_merge_arguments(merge)
+    _add_logging_flags(merge)
+    _add_plugin_flags(merge)
+    if registry is not None:
+        _add_option_flags(merge, registry, merge_options(registry))
+    merge.set_defaults(handler=report_merge_command)
+    parser.set_defaults(handler=_no_report_command)
+
+
+def _no_report_command(args: argparse.Namespace) -> int:
+    raise UsageError("report: give a command: merge (see kibertas-async report --help)")
+
+
+def report_merge_command(args: argparse.Namespace) -> int:
+    """The option flags given, then :func:`kibertas_async.reports.cli.merge_command`."""
+    from kibertas_async.reports.cli import merge_command
+
+    registry: Registry = args.registry
+    flags = {
+        option.name: getattr(args, _dest(option))
+        for option in registry.options
+        if getattr(args, _dest(option), None) is not None
+    }
+    return merge_command(args, registry, flags)
 
 
 # --- list --------------------------------------------------------------------------------------

@@ -30,11 +30,12 @@ examples:
   kibertas-async list                                  every check the installed plugins provide
   kibertas-async run --all --clusters old,new          every check on two kubeconfig contexts
   kibertas-async run ingress cert-manager --dry-run    what would run, touching nothing
+  kibertas-async compare old.json new.json             blue/green: regressions of new against old
   kibertas-async sandbox up                            local clusters to try it on
 
 exit codes: 0 all passed, 1 a check failed, 2 bad input (nothing was run), 130/143 interrupted.
 """
-COMMANDS = ("run", "list", "cleanup", "rbac", "sandbox")
+COMMANDS = ("run", "list", "compare", "cleanup", "rbac", "sandbox")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,6 +62,7 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
 
     command_modules.add_run_command(commands, registry)
     command_modules.add_list_command(commands)
+    command_modules.add_compare_command(commands)
     command_modules.add_cleanup_command(commands)
     add_rbac_command(commands)
     _add_sandbox_command(commands)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kibertas_async.compare import Comparison
 
 
 class Outcome(enum.Enum):
@@ -117,14 +121,20 @@ class RunReport:
     interrupted_by: str | None = None
     """``SIGINT`` or ``SIGTERM`` when a signal stopped the run."""
     plugin_problems: list[PluginProblem] = field(default_factory=list)
+    kubernetes_versions: dict[str, str] = field(default_factory=dict)
+    """Cluster → its API server's ``gitVersion`` (``GET /version``), for each cluster a check connected to."""
+    comparison: Comparison | None = None
+    """The blue/green comparison of two of the clusters (``run --compare old,new``), once every check ended."""
 
     @property
     def ok(self) -> bool:
-        """Every check passed or was skipped, no plugin broke, and no signal stopped the run."""
+        """Every check passed or was skipped, no plugin broke, no signal stopped the run, and a comparison
+        (``--compare``) found no regression."""
         return (
             all(result.outcome.ok for result in self.results)
             and not self.plugin_problems
             and self.interrupted_by is None
+            and (self.comparison is None or self.comparison.ok)
         )
 
     def counts(self) -> dict[Outcome, int]:

@@ -21,6 +21,7 @@ import anyio
 import anyio.abc
 
 from kibertas_async.checks import Check, CheckContext, CleanupGuard, CleanupStack
+from kibertas_async.compare import ComparisonSettings, compare_run
 from kibertas_async.engine import settings
 from kibertas_async.engine.results import CheckResult, CleanupResult, Outcome, PluginProblem, RunReport
 from kibertas_async.errors import (
@@ -33,7 +34,7 @@ from kibertas_async.errors import (
 )
 from kibertas_async.events import REDACTOR, SecretRedactor, environment_secrets, get_logger
 from kibertas_async.hookcalls import call_each
-from kibertas_async.kube import ClusterTarget, ClusterUnreachable, KubeClient, connect
+from kibertas_async.kube import ClusterTarget, ClusterUnreachable, KubeApiError, KubeClient, KubeUnavailable, connect
 from kibertas_async.options import OptionValues
 from kibertas_async.outputs import Notifier, RunInfo
 
@@ -50,6 +51,8 @@ class RunPlan:
     cluster_options: Mapping[str, OptionValues]
     run_options: OptionValues
     plugin_problems: list[PluginProblem]
+    comparison: ComparisonSettings | None = None
+    """``--compare old,new``: compare those two clusters' results once every check ended."""
 
 
 class ClusterSession:
@@ -62,6 +65,8 @@ class ClusterSession:
         self._lock = anyio.Lock()
         self._client: KubeClient | None = None
         self._error: ClusterUnreachable | None = None
+        self.kubernetes_version: str | None = None
+        """The API server's ``gitVersion``, once connected (``None`` if it could not be read)."""
 
     async def client(self) -> KubeClient:
         """The connected client; raises :class:`ClusterUnreachable` (every time) if it cannot connect."""
@@ -71,6 +76,10 @@ class ClusterSession:
                     self._client = await connect(self.target, timeout=self._connect_timeout)
                     # An exec plugin's token is known only now; it must not appear in any output either.
                     self._redactor.add(self._client.credentials())
+                    self.kubernetes_version = await _kubernetes_version(self._client, self._connect_timeout)
+                    get_logger(cluster=self.target.name).info(
+                        "cluster.connected", kubernetes_version=self.kubernetes_version
+                    )
                 except ClusterUnreachable as error:
                     self._error = error
             if self._error is not None:
@@ -196,6 +205,11 @@ class Engine:
         self.report.results.sort(
             key=lambda r: (self.report.clusters.index(r.cluster), self.report.checks.index(r.check))
         )
+        self.report.kubernetes_versions = {
+            name: session.kubernetes_version for name, session in self._sessions.items() if session.kubernetes_version
+        }
+        if self.plan.comparison is not None:
+            self.report.comparison = compare_run(self.report, self.plan.comparison)
         counts = {outcome.value: count for outcome, count in self.report.counts().items() if count}
         self.log.info(
             "run.finished",
@@ -378,6 +392,18 @@ class Engine:
             self.log.error("notifier.failed", notifier=notifier.name, reason=reason)
         else:
             self.log.info("notifier.finished", notifier=notifier.name)
+
+
+async def _kubernetes_version(client: KubeClient, timeout: float) -> str | None:
+    """``GET /version``'s ``gitVersion``: reported once per cluster, never required (``None`` if unread)."""
+    with anyio.move_on_after(timeout):
+        try:
+            answer = await client.request("GET", "/version", timeout=timeout)
+        except (KubeApiError, KubeUnavailable):
+            return None
+        version = answer.get("gitVersion")
+        return str(version) if version else None
+    return None
 
 
 def _redact_result(result: CheckResult, redactor: Any) -> None:

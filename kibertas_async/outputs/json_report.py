@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kibertas_async.compare import comparison_to_dict
 from kibertas_async.engine.results import CheckResult, RunReport
 
 SCHEMA = "kibertas-async/run-report"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: ``kubernetes_versions`` and ``comparison`` (and ``ok`` is false on a comparison regression)."""
 
 
 def report_to_dict(report: RunReport) -> dict[str, Any]:
@@ -27,6 +29,8 @@ def report_to_dict(report: RunReport) -> dict[str, Any]:
         "counts": {outcome.value: count for outcome, count in report.counts().items()},
         "plugin_problems": [{"plugin": p.plugin, "hook": p.hook, "error": p.error} for p in report.plugin_problems],
         "results": [_result_to_dict(result) for result in report.results],
+        "kubernetes_versions": dict(report.kubernetes_versions),
+        "comparison": None if report.comparison is None else comparison_to_dict(report.comparison),
     }
 
 

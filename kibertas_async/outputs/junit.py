@@ -5,17 +5,22 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from kibertas_async.compare import Comparison, outcome_mark
 from kibertas_async.engine.results import CheckResult, Outcome, RunReport
 
 
 def report_to_junit(report: RunReport) -> ET.ElementTree[ET.Element]:
-    """JUnit XML: FAILED and TIMEOUT are ``<failure>``, ERROR is ``<error>``, SKIPPED ``<skipped>``."""
+    """JUnit XML: FAILED and TIMEOUT are ``<failure>``, ERROR is ``<error>``, SKIPPED ``<skipped>``; a
+    comparison (``--compare``) is one more suite, a testcase per check, a regression a ``<failure>``."""
     counts = report.counts()
+    comparison = report.comparison
+    compared = len(comparison.checks) if comparison is not None else 0
+    regressed = sum(bool(check.regressions) for check in comparison.checks) if comparison is not None else 0
     root = ET.Element(
         "testsuites",
         name="kibertas-async",
-        tests=str(len(report.results)),
-        failures=str(counts[Outcome.FAILED] + counts[Outcome.TIMEOUT]),
+        tests=str(len(report.results) + compared),
+        failures=str(counts[Outcome.FAILED] + counts[Outcome.TIMEOUT] + regressed),
         errors=str(counts[Outcome.ERROR]),
         skipped=str(counts[Outcome.SKIPPED]),
         time=f"{report.duration:.3f}",
@@ -36,8 +41,12 @@ def report_to_junit(report: RunReport) -> ET.ElementTree[ET.Element]:
         )
         properties = ET.SubElement(suite, "properties")
         ET.SubElement(properties, "property", name="run_id", value=report.run_id)
+        if cluster in report.kubernetes_versions:
+            ET.SubElement(properties, "property", name="kubernetes_version", value=report.kubernetes_versions[cluster])
         for result in results:
             _testcase(suite, result)
+    if comparison is not None:
+        _comparison_suite(root, comparison, report)
     ET.indent(root)
     return ET.ElementTree(root)
 
@@ -69,6 +78,42 @@ def _testcase(suite: ET.Element, result: CheckResult) -> None:
     if result.facts:
         out = ET.SubElement(case, "system-out")
         out.text = "\n".join(f"{key}: {value}" for key, value in result.facts.items())
+
+
+def _comparison_suite(root: ET.Element, comparison: Comparison, report: RunReport) -> None:
+    settings = comparison.settings
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        name=f"compare {settings.old} -> {settings.new}",
+        tests=str(len(comparison.checks)),
+        failures=str(sum(bool(check.regressions) for check in comparison.checks)),
+        errors="0",
+        skipped="0",
+        time="0.000",
+        timestamp=report.started_at.isoformat(timespec="seconds"),
+    )
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", name="run_id", value=report.run_id)
+    ET.SubElement(properties, "property", name="verdict", value=comparison.verdict())
+    for check in comparison.checks:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"kibertas-async.compare.{settings.old}-{settings.new}", name=check.check
+        )
+        if check.regressions:
+            element = ET.SubElement(
+                case, "failure", message="; ".join(item.message for item in check.regressions), type="regression"
+            )
+            element.text = "\n".join(item.message for item in check.regressions)
+        lines = [f"outcome: {outcome_mark(check.old)} -> {outcome_mark(check.new)}"]
+        lines += [f"{pair.name} version: {pair.old or '-'} -> {pair.new or '-'}" for pair in check.versions]
+        lines += [
+            f"step {timing.name}: {timing.old:.1f}s -> {timing.new:.1f}s"
+            + (f" ({timing.ratio:.2f}x)" if timing.ratio is not None else "")
+            for timing in check.timings
+        ]
+        out = ET.SubElement(case, "system-out")
+        out.text = "\n".join(lines)
 
 
 class JunitReporter:

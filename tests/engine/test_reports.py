@@ -17,7 +17,7 @@ def test_json_report_has_the_documented_shape(run_cli: RunCli, tmp_path: Path) -
     assert result.code == 1
     report = json.loads(path.read_text())
     assert report["schema"] == "kibertas-async/run-report"
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == 2
     assert report["run_id"] == "r1"
     assert report["ok"] is False
     assert report["clusters"] == ["alpha", "beta"]
