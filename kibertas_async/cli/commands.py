@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from kibertas_async.errors import UsageError
+from kibertas_async.shards.cli import add_shard_flags, prepare_shard, print_shard_plan, run_shard
 
 if TYPE_CHECKING:
     from kibertas_async.checks import Check
@@ -173,8 +174,12 @@ def add_run_command(commands: SubParsers, registry: Registry | None) -> None:
         "--dry-run", action="store_true", help="print the cluster x check matrix and what each would create"
     )
     parser.add_argument(
-        "--run-id", default=None, metavar="ID", help="label value identifying this run (default: generated)"
+        "--run-id",
+        default=os.environ.get("KIBERTAS_ASYNC_RUN_ID"),
+        metavar="ID",
+        help="label value identifying this run (env KIBERTAS_ASYNC_RUN_ID; default: generated)",
     )
+    add_shard_flags(parser)
     parser.add_argument(
         "--compare",
         default=None,
@@ -191,11 +196,13 @@ def add_run_command(commands: SubParsers, registry: Registry | None) -> None:
     parser.set_defaults(handler=run_command)
 
 
-def _add_option_flags(parser: argparse.ArgumentParser, registry: Registry) -> None:
+def _add_option_flags(
+    parser: argparse.ArgumentParser, registry: Registry, options: list[Option[Any]] | None = None
+) -> None:
     from kibertas_async.options import parse_bool
 
     group = parser.add_argument_group("check and plugin options")
-    for option in registry.options:
+    for option in registry.options if options is None else options:
         env = ", ".join(option.env_names)
         text = f"{option.help} [env {env}]"
         if option.default not in (None, "", (), {}, False) and not option.secret:
@@ -253,9 +260,13 @@ def run_command(args: argparse.Namespace) -> int:
         plugin_problems=list(registry.problems),
         comparison=_comparison_settings(args, [target.name for target in targets]),
     )
+    plan, sharding = prepare_shard(plan, args, os.environ)
     if args.dry_run:
         _print_dry_run(plan, registry, unknown_clusters, settings)
+        print_shard_plan(plan, sharding, sys.stdout)
         return 0
+    if sharding.shard is not None:
+        return run_shard(plan, registry, args, sharding)
     return _execute(plan, registry, args)
 
 
@@ -355,6 +366,8 @@ def _print_dry_run(
         out.write(f"\ncluster {target.name} ({where})\n")
         values = plan.cluster_options[target.name]
         for check in plan.checks:
+            if plan.cells is not None and (target.name, check.name) not in plan.cells:
+                continue  # another shard's
             plugin = registry.check_plugin[check.name]
             out.write(f"  {check.name}  [{plugin.distribution} {plugin.version}]  timeout {check.timeout:g}s\n")
             for item in check.creates:

@@ -35,7 +35,7 @@ examples:
 
 exit codes: 0 all passed, 1 a check failed, 2 bad input (nothing was run), 130/143 interrupted.
 """
-COMMANDS = ("run", "list", "compare", "cleanup", "rbac", "sandbox")
+COMMANDS = ("run", "list", "compare", "cleanup", "rbac", "report", "sandbox")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,6 +65,7 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     command_modules.add_compare_command(commands)
     command_modules.add_cleanup_command(commands)
     add_rbac_command(commands)
+    command_modules.add_report_command(commands, registry)
     _add_sandbox_command(commands)
     return parser
 
@@ -135,7 +136,7 @@ def _redacted(error: BaseException) -> str:
 def _main(argv: list[str]) -> int:
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     registry = None
-    if command in ("run", "list", "rbac"):
+    if command in ("run", "list", "rbac", "report"):
         from kibertas_async.cli.commands import load_registry
 
         registry = load_registry(argv, os.environ)

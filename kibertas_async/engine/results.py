@@ -108,6 +108,27 @@ class PluginProblem:
         return f"plugin {self.plugin} failed to load: {self.error}"
 
 
+@dataclass(frozen=True)
+class ShardInfo:
+    """Where a report stands in a sharded run (``run --shard I/N``, :mod:`kibertas_async.shards`).
+
+    A shard's own report has its ``index``; the merged report of the run (``report merge``) has none,
+    and lists which shards it holds and which never reported.
+    """
+
+    count: int
+    """N: how many shards the run was split into."""
+    assignment: tuple[tuple[tuple[str, str], ...], ...]
+    """Every shard's (cluster, check) pairs, shard 1 first: what each was to run, so a merge knows what
+    a missing shard's results would have been."""
+    index: int | None = None
+    """I (1 to N) in a shard's report; ``None`` in a merged one."""
+    merged: tuple[int, ...] = ()
+    """In a merged report: the shards whose reports it combines."""
+    missing: tuple[int, ...] = ()
+    """In a merged report: the shards that sent no report. Any makes the report not OK."""
+
+
 @dataclass
 class RunReport:
     """Everything about one run: what the notifiers send and the reporters write."""
@@ -121,6 +142,8 @@ class RunReport:
     interrupted_by: str | None = None
     """``SIGINT`` or ``SIGTERM`` when a signal stopped the run."""
     plugin_problems: list[PluginProblem] = field(default_factory=list)
+    shard: ShardInfo | None = None
+    """Set when the run was sharded: this shard's place, or, merged, which shards reported."""
     kubernetes_versions: dict[str, str] = field(default_factory=dict)
     """Cluster → its API server's ``gitVersion`` (``GET /version``), for each cluster a check connected to."""
     comparison: Comparison | None = None
@@ -128,12 +151,13 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        """Every check passed or was skipped, no plugin broke, no signal stopped the run, and a comparison
-        (``--compare``) found no regression."""
+        """Every check passed or was skipped, no plugin broke, no signal stopped the run, (merged
+        from shards) no shard is missing, and a comparison (``--compare``) found no regression."""
         return (
             all(result.outcome.ok for result in self.results)
             and not self.plugin_problems
             and self.interrupted_by is None
+            and (self.shard is None or not self.shard.missing)
             and (self.comparison is None or self.comparison.ok)
         )
 

@@ -23,7 +23,14 @@ import anyio.abc
 from kibertas_async.checks import Check, CheckContext, CleanupGuard, CleanupStack
 from kibertas_async.compare import ComparisonSettings, compare_run
 from kibertas_async.engine import settings
-from kibertas_async.engine.results import CheckResult, CleanupResult, Outcome, PluginProblem, RunReport
+from kibertas_async.engine.results import (
+    CheckResult,
+    CleanupResult,
+    Outcome,
+    PluginProblem,
+    RunReport,
+    ShardInfo,
+)
 from kibertas_async.errors import (
     CheckError,
     CheckFailed,
@@ -53,6 +60,11 @@ class RunPlan:
     plugin_problems: list[PluginProblem]
     comparison: ComparisonSettings | None = None
     """``--compare old,new``: compare those two clusters' results once every check ended."""
+    cells: frozenset[tuple[str, str]] | None = None
+    """The (cluster, check) pairs to run, when not every check on every cluster: one shard's share of a
+    sharded run (:mod:`kibertas_async.shards`). ``None`` runs the whole matrix."""
+    shard: ShardInfo | None = None
+    """Which shard of a sharded run this is; the report carries it."""
 
 
 class ClusterSession:
@@ -119,6 +131,7 @@ class Engine:
             clusters=[target.name for target in plan.clusters],
             checks=[check.name for check in plan.checks],
             plugin_problems=list(plan.plugin_problems),
+            shard=plan.shard,
         )
         self.log = get_logger(run_id=plan.run_id)
         self.redactor = REDACTOR
@@ -196,6 +209,8 @@ class Engine:
                     async with anyio.create_task_group() as checks:
                         for target in self.plan.clusters:
                             for check in self.plan.checks:
+                                if self.plan.cells is not None and (target.name, check.name) not in self.plan.cells:
+                                    continue
                                 checks.start_soon(self._run_check, target, check, name=f"{target.name}/{check.name}")
                 supervisor.cancel_scope.cancel()
         finally:
@@ -219,7 +234,7 @@ class Engine:
             **({"interrupted_by": self.report.interrupted_by} if self.report.interrupted_by else {}),
         )
         self._call_hook(self.hook.kibertas_async_run_finished, report=self.report)
-        await self._deliver()
+        await self.deliver()
         return self.report
 
     # --- signals -----------------------------------------------------------------------------
@@ -355,7 +370,9 @@ class Engine:
 
     # --- outputs -------------------------------------------------------------------------------
 
-    async def _deliver(self) -> None:
+    async def deliver(self) -> None:
+        """Hand ``self.report`` to the reporters and notifiers, as at the end of every run (``report
+        merge`` calls it with the merged report of a sharded run, so that one message is sent)."""
         # Both registration hooks first, so a plugin failing in either is in every report.
         reporter_answers = self._call_hook(self.hook.kibertas_async_register_reporters, options=self.plan.run_options)
         notifiers: list[Notifier] = [
