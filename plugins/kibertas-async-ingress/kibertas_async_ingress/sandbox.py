@@ -8,8 +8,11 @@ Per sandbox cluster, in this order:
    provider and ``ingress`` source: it publishes every Ingress host of the cluster in that zone (an A
    record to the Ingress's address, plus its TXT ownership records). Names under
    ``unmanaged.<zone>`` are excluded, so tests can write records there that external-dns never touches.
-3. :class:`IngressControllerAddon`: :mod:`kibertas_async_ingress.sandbox_controller` on a loopback
-   address of its own (``127.x.y.z``, port 80), and the IngressClass ``alb`` it serves.
+   Load balancers' names (``elb.<zone>``) are excluded too: the ingress controller writes those.
+3. :class:`IngressControllerAddon`: two :mod:`kibertas_async_ingress.sandbox_controller` processes, each on
+   a loopback address of its own (``127.x.y.z``, port 80), and the IngressClasses they serve: ``alb``
+   publishes a host name per Ingress (``k8s-...elb.<zone>``, its A record written into the zone), as an
+   AWS ALB does; ``nginx`` publishes its IP address, as ingress-nginx behind a bare-metal load balancer.
 
 Each add-on's ``cluster_settings`` give the check its per-cluster options (host name, nameserver, class),
 written by ``sandbox up`` into the run config file.
@@ -45,10 +48,34 @@ and v0.23.0 needs Go 1.27: v0.21.0 is the newest that builds here."""
 ZONE_SUFFIX = "sandbox.test"
 UNMANAGED_LABEL = "unmanaged"
 """Names under ``unmanaged.<zone>`` are excluded from external-dns (``--exclude-domains``)."""
+LOAD_BALANCER_SUBDOMAIN = "elb"
+"""Load balancers' host names live under ``elb.<zone>``: the ingress controller writes them, and
+external-dns is told to leave them alone (``--exclude-domains``)."""
 INGRESS_CLASS = "alb"
 INGRESS_CONTROLLER = "ingress.k8s.aws/alb"
 """The AWS Load Balancer Controller's name, so the sandbox's IngressClass looks like an EKS cluster's."""
+IP_INGRESS_CLASS = "nginx"
+IP_INGRESS_CONTROLLER = "k8s.io/ingress-nginx"
+"""ingress-nginx's controller name: the class whose load balancer is published as an IP address."""
 HTTP_PORT = 80
+
+
+@dataclass(frozen=True)
+class ControllerSpec:
+    """One sandbox ingress controller: the IngressClass it serves and what it publishes."""
+
+    ingress_class: str
+    controller: str
+    publish: str
+    """``hostname`` (a DNS name per Ingress, in the zone) or ``ip`` (its loopback address)."""
+    process: str
+    """Its process name in ``sandbox status``, and its log file's stem."""
+
+
+CONTROLLERS = (
+    ControllerSpec(INGRESS_CLASS, INGRESS_CONTROLLER, "hostname", "ingress-controller"),
+    ControllerSpec(IP_INGRESS_CLASS, IP_INGRESS_CONTROLLER, "ip", "ingress-nginx"),
+)
 
 _ZONE_STATE = "zone.json"
 _POLL_INTERVAL = 0.1
@@ -76,6 +103,11 @@ class Zone:
     def unmanaged(self) -> str:
         """The subdomain external-dns does not manage."""
         return f"{UNMANAGED_LABEL}.{self.name}"
+
+    @property
+    def load_balancers(self) -> str:
+        """The subdomain of load balancers' host names (written by the ingress controller, not external-dns)."""
+        return f"{LOAD_BALANCER_SUBDOMAIN}.{self.name}"
 
 
 def load_zone(cluster_directory: Path) -> Zone:
@@ -180,6 +212,7 @@ class ExternalDnsAddon:
             "--rfc2136-tsig-axfr",
             f"--domain-filter={zone.name}",
             f"--exclude-domains={zone.unmanaged}",
+            f"--exclude-domains={zone.load_balancers}",
             "--policy=sync",
             "--registry=txt",
             f"--txt-owner-id={context.cluster_name}",
@@ -220,89 +253,118 @@ def build_external_dns(progress: Callable[[str], None] | None = None) -> Path:
 
 
 class IngressControllerAddon:
-    """The sandbox ingress controller on its own loopback address, and the IngressClass it serves."""
+    """The sandbox ingress controllers (:data:`CONTROLLERS`), each on its own loopback address, and their
+    IngressClasses. Both listen on the same port, so the check's ``ingress-http-port`` fits either class."""
 
     name = "ingress-controller"
 
     def __init__(self) -> None:
-        self._endpoints: dict[str, tuple[str, int]] = {}
+        self._endpoints: dict[str, dict[str, tuple[str, int]]] = {}
+        """Cluster → IngressClass → (address, port)."""
 
     def start(self, context: AddonContext) -> Sequence[ProcessSpec]:
-        """Pick a free loopback address (port 80 when we may bind it) and run the controller there."""
-        taken = {address for address, _port in self._endpoints.values()}
-        address, port = _free_loopback_endpoint(taken, context)
-        self._endpoints[context.cluster_name] = (address, port)
-        argv = (
-            sys.executable,
-            "-m",
-            "kibertas_async_ingress.sandbox_controller",
-            f"--kubeconfig={context.kubeconfig}",
-            f"--cluster={context.cluster_name}",
-            f"--ingress-class={INGRESS_CLASS}",
-            f"--address={address}",
-            f"--port={port}",
-        )
-        return [ProcessSpec(f"{context.cluster_name}/{self.name}", argv, context.work_dir / "controller.log")]
+        """Pick free loopback addresses (port 80 when we may bind it) and run one controller per class."""
+        zone_state = context.work_dir.parent / ZoneServerAddon.name / _ZONE_STATE
+        if not zone_state.is_file():
+            raise SandboxError(
+                f"{context.cluster_name}: the ingress controller needs the {ZoneServerAddon.name} add-on started "
+                f"before it (no {zone_state})"
+            )
+        taken = {address for endpoints in self._endpoints.values() for address, _port in endpoints.values()}
+        endpoints: dict[str, tuple[str, int]] = {}
+        port: int | None = None
+        specs: list[ProcessSpec] = []
+        for controller in CONTROLLERS:
+            address, port = _free_loopback_endpoint(taken, context, port)
+            taken.add(address)
+            endpoints[controller.ingress_class] = (address, port)
+            argv = [
+                sys.executable,
+                "-m",
+                "kibertas_async_ingress.sandbox_controller",
+                f"--kubeconfig={context.kubeconfig}",
+                f"--cluster={context.cluster_name}",
+                f"--ingress-class={controller.ingress_class}",
+                f"--address={address}",
+                f"--port={port}",
+                f"--publish={controller.publish}",
+            ]
+            if controller.publish == "hostname":
+                argv.append(f"--zone-state={zone_state}")
+            log_file = context.work_dir / f"{controller.process}.log"
+            specs.append(ProcessSpec(f"{context.cluster_name}/{controller.process}", tuple(argv), log_file))
+        self._endpoints[context.cluster_name] = endpoints
+        return specs
 
     def wait_ready(self, context: AddonContext, timeout: float) -> None:
-        """Create the IngressClass, then wait until the controller answers HTTP (404 for an unknown host)."""
-        ingress_class = {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "IngressClass",
-            "metadata": {"name": INGRESS_CLASS},
-            "spec": {"controller": INGRESS_CONTROLLER},
-        }
-        try:
-            context.api.create("/apis/networking.k8s.io/v1/ingressclasses", ingress_class)
-        except ApiError as error:
-            if error.status != 409:
-                raise SandboxError(
-                    f"{context.cluster_name}: cannot create IngressClass {INGRESS_CLASS}: {error}"
-                ) from error
-        address, port = self._endpoints[context.cluster_name]
-        deadline = time.monotonic() + timeout
-        while True:
+        """Create the IngressClasses, then wait until each controller answers HTTP (404 for an unknown host)."""
+        for controller in CONTROLLERS:
+            ingress_class = {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "IngressClass",
+                "metadata": {"name": controller.ingress_class},
+                "spec": {"controller": controller.controller},
+            }
             try:
-                urllib.request.urlopen(f"http://{address}:{port}/", timeout=1.0).close()
-                return
-            except urllib.error.HTTPError:
-                return  # it answered: the 404 of a host no Ingress serves
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() >= deadline:
-                raise SandboxError(
-                    f"{context.cluster_name}: the sandbox ingress controller did not answer on {address}:{port} "
-                    f"within {timeout:.0f}s; see {context.work_dir / 'controller.log'}"
-                )
-            time.sleep(_POLL_INTERVAL)
+                context.api.create("/apis/networking.k8s.io/v1/ingressclasses", ingress_class)
+            except ApiError as error:
+                if error.status != 409:
+                    raise SandboxError(
+                        f"{context.cluster_name}: cannot create IngressClass {controller.ingress_class}: {error}"
+                    ) from error
+        deadline = time.monotonic() + timeout
+        for controller in CONTROLLERS:
+            address, port = self._endpoints[context.cluster_name][controller.ingress_class]
+            while not _answers_http(address, port):
+                if time.monotonic() >= deadline:
+                    raise SandboxError(
+                        f"{context.cluster_name}: the sandbox ingress controller of class {controller.ingress_class} "
+                        f"did not answer on {address}:{port} within {timeout:.0f}s; "
+                        f"see {context.work_dir / f'{controller.process}.log'}"
+                    )
+                time.sleep(_POLL_INTERVAL)
 
     def stop(self, context: AddonContext) -> None:
-        """Nothing beyond the process: the IngressClass lives in the cluster's data, which ``down`` removes."""
+        """Nothing beyond the processes: the IngressClasses live in the cluster's data, and the load
+        balancers' records in BIND's work directory, which ``down`` removes."""
 
     def cluster_settings(self, context: AddonContext) -> Mapping[str, object]:
-        """The class the controller serves, and the HTTP port when it is not 80."""
-        _address, port = self._endpoints[context.cluster_name]
+        """The class an EKS cluster would use (``alb``), and the HTTP port when it is not 80."""
+        _address, port = self._endpoints[context.cluster_name][INGRESS_CLASS]
         settings: dict[str, object] = {"ingress-class": INGRESS_CLASS}
         if port != HTTP_PORT:
             settings["ingress-http-port"] = port
         return settings
 
 
-def _free_loopback_endpoint(taken: set[str], context: AddonContext) -> tuple[str, int]:
-    """A random ``127.x.y.z`` (all of 127/8 reaches ``lo`` on Linux) where port 80 can be bound; without the
-    privilege for port 80, a free high port. Random, so two sandboxes on one machine do not collide."""
+def _answers_http(address: str, port: int) -> bool:
+    try:
+        urllib.request.urlopen(f"http://{address}:{port}/", timeout=1.0).close()
+    except urllib.error.HTTPError:
+        return True  # it answered: the 404 of a host no Ingress serves
+    except (urllib.error.URLError, OSError):
+        return False
+    return True
+
+
+def _free_loopback_endpoint(taken: set[str], context: AddonContext, port: int | None = None) -> tuple[str, int]:
+    """A random ``127.x.y.z`` (all of 127/8 reaches ``lo`` on Linux) where ``port`` (default 80) can be
+    bound; without the privilege for port 80, a free high port. Random, so two sandboxes on one machine
+    do not collide."""
     for _ in range(50):
         address = f"127.{random.randint(64, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
         if address in taken:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             try:
-                probe.bind((address, HTTP_PORT))
+                probe.bind((address, HTTP_PORT if port is None else port))
             except PermissionError:
+                if port is not None:
+                    raise SandboxError(f"{context.cluster_name}: may not bind port {port} on {address}") from None
                 return address, context.allocate_port()
             except OSError:
                 continue
-        return address, HTTP_PORT
+        return address, HTTP_PORT if port is None else port
     raise SandboxError(f"{context.cluster_name}: found no free loopback address for the ingress controller")
 
 

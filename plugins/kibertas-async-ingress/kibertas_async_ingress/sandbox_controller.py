@@ -1,16 +1,28 @@
 """A sandbox ingress controller: gives Ingresses of one class an address on loopback and serves them there.
 
 It is a stand-in for a cloud load balancer controller (the AWS Load Balancer Controller, ingress-nginx),
-run by the sandbox as its own process::
+run by the sandbox as its own process, one per IngressClass::
 
-    python -m kibertas_async_ingress.sandbox_controller --kubeconfig K --ingress-class alb \\
+    python -m kibertas_async_ingress.sandbox_controller --kubeconfig K --ingress-class nginx \\
         --address 127.77.1.1 --port 80
+    python -m kibertas_async_ingress.sandbox_controller --kubeconfig K --ingress-class alb \\
+        --address 127.77.1.2 --port 80 --publish hostname --zone-state .../bind9/zone.json
 
-What it does, like a real controller: it watches every Ingress of its IngressClass and writes
-``status.loadBalancer.ingress[0].ip = <address>``; it answers HTTP on ``<address>:<port>`` by the request's
-Host header and path, through the Ingress rules, and proxies nothing: it answers ``200`` only while the
-backend Service's EndpointSlices (maintained by the real controller-manager) list a ready endpoint,
-``503`` when they list none, and ``404`` for a host no Ingress of its class serves.
+What it does, like a real controller: it watches every Ingress of its IngressClass and publishes where
+the load balancer is in ``status.loadBalancer.ingress[0]``:
+
+- ``--publish ip`` (ingress-nginx behind a bare-metal LoadBalancer Service): ``ip: <address>``;
+- ``--publish hostname`` (an AWS ALB): ``hostname: k8s-<ns>-<name>-<hash>.elb.<zone>``, a name of this
+  Ingress's own (the hash is of its uid, so a new Ingress is a new load balancer), after writing its A
+  record (``<address>``, TTL 5) into the cluster's BIND9 zone with the zone's TSIG key (RFC 2136), as AWS
+  makes an ALB's DNS name resolve; the record is deleted with the Ingress. The annotation
+  :data:`LOAD_BALANCER_DNS_ANNOTATION` ``: absent`` (a stand-in-only fault, for tests) publishes the name
+  without the record: a load balancer whose DNS name does not resolve.
+
+It answers HTTP on ``<address>:<port>`` by the request's Host header and path, through the Ingress rules,
+and proxies nothing: it answers ``200`` only while the backend Service's EndpointSlices (maintained by
+the real controller-manager) list a ready endpoint, ``503`` when they list none, and ``404`` for a host
+no Ingress of its class serves.
 """
 
 from __future__ import annotations
@@ -18,11 +30,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -31,8 +46,11 @@ from kibertas_async.kube.client import ClusterTarget, KubeClient, KubeObject, co
 from kibertas_async.kube.errors import KubeApiError, KubeUnavailable
 from kibertas_async.kube.informer import Informer
 from kibertas_async.kube.resources import ENDPOINTSLICES, INGRESSES
+from kibertas_async_ingress.sandbox import LOAD_BALANCER_SUBDOMAIN
 
 CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+LOAD_BALANCER_DNS_ANNOTATION = "sandbox.kibertas-async.io/load-balancer-dns"
+"""Stand-in-only fault switch: ``absent`` publishes the load balancer's host name without its A record."""
 
 
 def log(event: str, **fields: object) -> None:
@@ -120,21 +138,96 @@ async def ready_endpoints(client: KubeClient, namespace: str, service: str) -> l
     ]
 
 
+@dataclass(frozen=True)
+class ZoneWriter:
+    """Writes and deletes load balancers' A records in the cluster's BIND9 zone (RFC 2136, TSIG-signed).
+
+    Read from the zone server add-on's ``zone.json`` (name, address, port and TSIG key).
+    """
+
+    zone: str
+    server: str
+    port: int
+    key_name: str
+    key_secret: str
+    key_algorithm: str
+
+    @classmethod
+    def load(cls, path: Path) -> ZoneWriter:
+        """The zone described by ``path`` (the bind9 add-on's ``zone.json``)."""
+        data = json.loads(path.read_text())
+        return cls(
+            data["name"],
+            data["address"],
+            int(data["port"]),
+            data["key_name"],
+            data["key_secret"],
+            data["key_algorithm"],
+        )
+
+    def hostname(self, ingress: KubeObject) -> str:
+        """``k8s-<namespace>-<name>-<hash of uid>.elb.<zone>``: the load balancer's own DNS name, like an
+        ALB's ``k8s-<namespace>-<name>-<hash>-<id>.<region>.elb.amazonaws.com``."""
+        metadata = ingress["metadata"]
+        digest = hashlib.sha256(str(metadata.get("uid", "")).encode()).hexdigest()[:10]
+        parts = [_label_part(metadata["namespace"]), _label_part(metadata["name"]), digest]
+        return f"k8s-{'-'.join(parts)}.{LOAD_BALANCER_SUBDOMAIN}.{self.zone}"
+
+    async def set(self, hostname: str, address: str | None) -> None:
+        """Make ``hostname`` resolve to ``address`` (TTL 5), or to nothing with ``None``.
+
+        :raises OSError, dns.exception.DNSException: BIND is unreachable or refused the update.
+        """
+        import dns.asyncquery
+        import dns.name
+        import dns.rcode
+        import dns.tsigkeyring
+        import dns.update
+
+        keyring = dns.tsigkeyring.from_text({self.key_name: (self.key_algorithm, self.key_secret)})
+        update = dns.update.UpdateMessage(
+            self.zone + ".", keyring=keyring, keyname=dns.name.from_text(self.key_name), keyalgorithm=self.key_algorithm
+        )
+        if address is None:
+            update.delete(hostname + ".")
+        else:
+            update.replace(hostname + ".", 5, "A", address)
+        response = await dns.asyncquery.tcp(update, self.server, port=self.port, timeout=5.0)
+        if response.rcode() != dns.rcode.NOERROR:
+            raise OSError(f"BIND refused the update of {hostname}: {dns.rcode.to_text(response.rcode())}")
+
+
+def _label_part(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", text.lower())[:8] or "x"
+
+
 class Controller:
     """Keeps Ingress statuses and the routing table current, and serves HTTP."""
 
-    def __init__(self, client: KubeClient, table: IngressTable, address: str) -> None:
+    def __init__(self, client: KubeClient, table: IngressTable, address: str, zone: ZoneWriter | None = None) -> None:
         self.client = client
         self.table = table
         self.address = address
+        self.zone = zone
+        """Set: publish a host name per Ingress (an ALB's shape) instead of :attr:`address`."""
+        self._records: dict[str, str | None] = {}
+        """Host name → the address its A record holds (``None``: deleted), as this process wrote it."""
 
     async def publish_address(self, ingress: KubeObject) -> None:
-        """Write our address into the Ingress's status unless it is there already."""
-        wanted = [{"ip": self.address}]
+        """Write our address (or the Ingress's load-balancer host name, with its DNS record) into the
+        Ingress's status unless it is there already."""
+        namespace, name = ingress["metadata"]["namespace"], ingress["metadata"]["name"]
+        if self.zone is None:
+            wanted = [{"ip": self.address}]
+        else:
+            hostname = self.zone.hostname(ingress)
+            absent = (ingress["metadata"].get("annotations") or {}).get(LOAD_BALANCER_DNS_ANNOTATION) == "absent"
+            if not await self._record(hostname, None if absent else self.address, f"{namespace}/{name}"):
+                return  # retried on the Ingress's next change, or the informer's next relist
+            wanted = [{"hostname": hostname}]
         current = ((ingress.get("status") or {}).get("loadBalancer") or {}).get("ingress")
         if current == wanted:
             return
-        namespace, name = ingress["metadata"]["namespace"], ingress["metadata"]["name"]
         try:
             await self.client.request(
                 "PATCH",
@@ -148,7 +241,29 @@ class Controller:
             if not (isinstance(error, KubeApiError) and error.status == 404):
                 log("status.failed", ingress=f"{namespace}/{name}", error=str(error))
             return
-        log("status.published", ingress=f"{namespace}/{name}", address=self.address)
+        log("status.published", ingress=f"{namespace}/{name}", address=wanted[0])
+
+    async def forget(self, ingress: KubeObject) -> None:
+        """An Ingress of ours is gone: so is its load balancer's DNS name (host-name mode)."""
+        if self.zone is not None:
+            metadata = ingress["metadata"]
+            await self._record(self.zone.hostname(ingress), None, f"{metadata['namespace']}/{metadata['name']}")
+
+    async def _record(self, hostname: str, address: str | None, ingress: str) -> bool:
+        """Make ``hostname``'s A record hold ``address`` (``None``: none); whether it does now."""
+        import dns.exception
+
+        assert self.zone is not None
+        if self._records.get(hostname, "unknown") == address:
+            return True
+        try:
+            await self.zone.set(hostname, address)
+        except (OSError, dns.exception.DNSException) as error:
+            log("dns.failed", ingress=ingress, hostname=hostname, error=str(error) or type(error).__name__)
+            return False
+        self._records[hostname] = address
+        log("dns.published" if address else "dns.deleted", ingress=ingress, hostname=hostname, address=address)
+        return True
 
     async def sync_forever(self) -> None:
         """Follow all Ingresses with an informer: apply each change to the table, publish on ours.
@@ -165,7 +280,11 @@ class Controller:
                         failures = 0
                         for change in changes:
                             self.table.apply(change.type, change.object)
-                            if change.type != "DELETED" and self.table.is_ours(change.object):
+                            if not self.table.is_ours(change.object):
+                                continue
+                            if change.type == "DELETED":
+                                await self.forget(change.object)
+                            else:
                                 await self.publish_address(change.object)
             except KubeApiError as error:
                 log("watch.failed", error=str(error))
@@ -199,14 +318,15 @@ class Controller:
 
 async def serve(args: argparse.Namespace) -> None:
     """Connect, start the HTTP server, then sync Ingresses until killed."""
+    zone = ZoneWriter.load(Path(args.zone_state)) if args.publish == "hostname" else None
     client = await connect(ClusterTarget(name=args.cluster, kubeconfig=args.kubeconfig))
-    controller = Controller(client, IngressTable(args.ingress_class), args.address)
+    controller = Controller(client, IngressTable(args.ingress_class), args.address, zone)
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", controller.handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, args.address, args.port).start()
-    log("serving", address=args.address, port=args.port, ingress_class=args.ingress_class)
+    log("serving", address=args.address, port=args.port, ingress_class=args.ingress_class, publish=args.publish)
     try:
         await controller.sync_forever()
     finally:
@@ -222,7 +342,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--ingress-class", required=True)
     parser.add_argument("--address", required=True, help="loopback address to serve on and publish")
     parser.add_argument("--port", type=int, default=80)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--publish",
+        choices=("ip", "hostname"),
+        default="ip",
+        help="what goes into the Ingress status: the address, or a DNS name per Ingress (as an ALB)",
+    )
+    parser.add_argument("--zone-state", help="the bind9 add-on's zone.json (needed with --publish hostname)")
+    args = parser.parse_args(argv)
+    if args.publish == "hostname" and not args.zone_state:
+        parser.error("--publish hostname needs --zone-state")
+    return args
 
 
 def main(argv: list[str] | None = None) -> Any:
