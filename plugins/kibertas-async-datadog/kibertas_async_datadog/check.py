@@ -9,13 +9,19 @@ waited out as long as Datadog asks (``Retry-After``, ``X-RateLimit-Reset``) with
 
 from __future__ import annotations
 
-import random
 import time
 from typing import TYPE_CHECKING, ClassVar
 
-import anyio
-
-from kibertas_async import Check, CheckContext, Option, StepTimeout, parse_duration
+from kibertas_async import (
+    Check,
+    CheckContext,
+    Option,
+    PermanentError,
+    PollState,
+    StepTimeout,
+    TemporaryError,
+    parse_duration,
+)
 
 if TYPE_CHECKING:
     from kibertas_async_datadog.metrics import DatadogUnavailable, MetricsClient, Series
@@ -139,65 +145,42 @@ class DatadogAgentCheck(Check):
             from kibertas_async_datadog.metrics import MetricsClient
 
             async with MetricsClient(api_url, ctx.options[API_KEY], ctx.options[APP_KEY]) as client:
-                poller = _SeriesPoller(ctx, client, query, window)
-                with anyio.move_on_after(wait_timeout) as waiting:
-                    series = await poller.poll(waiting.deadline)
-                    best = max(series, key=lambda item: item.points)
-                    ctx.fact("series", len(series))
-                    ctx.fact("points", best.points)
-                    ctx.fact("scope", best.scope)
-                    ctx.fact("last_value", best.last_value)
-                    ctx.fact("attempts", poller.attempts)
-                    return
-                if poller.unavailable is not None:
-                    # Datadog never gave the answer: that proves nothing about the agent, so it is a
-                    # timeout of this step, not NG.
-                    raise StepTimeout(
-                        f"no answer from Datadog within {wait_timeout:g}s ({poller.attempts} queries; "
-                        f"last: {poller.last_observation})",
-                        step=STEP_WAIT_FOR_METRICS,
-                        timeout=wait_timeout,
-                    )
-                ctx.fail(
-                    f"the series of {query} stayed empty for {wait_timeout:g}s "
-                    f"({poller.attempts} queries over the last {window}s each; last: {poller.last_observation})"
+                poller = _SeriesPoller(client, query, window)
+                series = await ctx.poll(
+                    poller.attempt,
+                    timeout=wait_timeout,
+                    fail=poller.failure,
+                    first_delay=FIRST_DELAY,
+                    max_delay=MAX_DELAY,
                 )
+                best = max(series, key=lambda item: item.points)
+                ctx.fact("series", len(series))
+                ctx.fact("points", best.points)
+                ctx.fact("scope", best.scope)
+                ctx.fact("last_value", best.last_value)
+                ctx.fact("attempts", poller.attempts)
+
+
+class _NoAnswer(TemporaryError):
+    """Datadog gave no usable answer this time (network, 429, 5xx): asked again, no sooner than it said."""
+
+    def __init__(self, error: DatadogUnavailable) -> None:
+        super().__init__(error.explain(), delay=error.retry_after)
 
 
 class _SeriesPoller:
-    """One query per attempt over a window ending now, until a series with points comes back."""
+    """One query per attempt over a window ending now, for ``ctx.poll``: at once, then with backoff
+    (``FIRST_DELAY`` doubling up to ``MAX_DELAY``, with jitter), never sooner than Datadog asked."""
 
-    def __init__(self, ctx: CheckContext, client: MetricsClient, query: str, window: int) -> None:
-        self._ctx = ctx
+    def __init__(self, client: MetricsClient, query: str, window: int) -> None:
         self._client = client
         self._query = query
         self._window = window
         self.attempts = 0
-        self.last_observation = "no answer yet"
-        self.unavailable: DatadogUnavailable | None = None
-        """Why the last query got no answer (network, 429, 5xx); ``None`` once Datadog answered."""
 
-    async def poll(self, deadline: float) -> list[Series]:
-        """Query until a series has points: at once, then with backoff (``FIRST_DELAY`` doubling up to
-        ``MAX_DELAY``, with jitter), but never sooner than Datadog asked. Waits end at ``deadline`` (on
-        anyio's clock) or the check's own deadline, whichever comes first.
-
-        Not ``ctx.poll``: that cannot be told how long the server asked to wait.
-        """
-        delay = FIRST_DELAY
-        deadline = min(deadline, self._ctx.deadline)
-        while True:
-            series = await self.attempt()
-            if series is not None:
-                return series
-            wait = delay * random.uniform(0.8, 1.2)
-            if self.unavailable is not None and self.unavailable.retry_after is not None:
-                wait = max(wait, self.unavailable.retry_after)
-            await anyio.sleep(max(0.0, min(wait, deadline - anyio.current_time())))
-            delay = min(MAX_DELAY, delay * 2)
-
-    async def attempt(self) -> list[Series] | None:
-        """One query: the series with points, or ``None`` (and the step's progress says why)."""
+    async def attempt(self) -> list[Series]:
+        """One query: the series with points; :class:`TemporaryError` (why not yet) or
+        :class:`PermanentError` (rejected keys or query: NG at once) otherwise."""
         from kibertas_async_datadog.metrics import DatadogRejected, DatadogUnavailable
 
         self.attempts += 1
@@ -206,19 +189,31 @@ class _SeriesPoller:
             series = await self._client.query(end - self._window, end, self._query)
         except DatadogRejected as error:
             if error.status in (401, 403):
-                self._ctx.fail(
+                raise PermanentError(
                     f"Datadog rejected the API or application key (HTTP {error.status}: {error.detail}); "
                     "check DD_API_KEY, DD_APP_KEY and that DD_SITE is the organisation's site"
-                )
-            self._ctx.fail(f"Datadog rejected the query {self._query!r} (HTTP {error.status}: {error.detail})")
+                ) from None
+            raise PermanentError(
+                f"Datadog rejected the query {self._query!r} (HTTP {error.status}: {error.detail})"
+            ) from None
         except DatadogUnavailable as error:
-            self.unavailable = error
-            self.last_observation = error.explain()
-        else:
-            self.unavailable = None
-            with_points = [item for item in series if item.points]
-            if with_points:
-                return with_points
-            self.last_observation = f"{len(series)} series, no points" if series else "empty series"
-        self._ctx.progress(f"attempt {self.attempts}: {self.last_observation}")
-        return None
+            raise _NoAnswer(error) from None
+        with_points = [item for item in series if item.points]
+        if not with_points:
+            raise TemporaryError(f"{len(series)} series, no points" if series else "empty series")
+        return with_points
+
+    def failure(self, state: PollState) -> str:
+        """Why the wait ran out: NG when Datadog answered with an empty series; TIMEOUT (raised) when its
+        last answer was none at all, which proves nothing about the agent."""
+        last = state.error.message if state.error is not None else "no answer yet"
+        if isinstance(state.error, _NoAnswer):
+            raise StepTimeout(
+                f"no answer from Datadog within {state.waited} ({self.attempts} queries; last: {last})",
+                step=STEP_WAIT_FOR_METRICS,
+                timeout=state.timeout,
+            )
+        return (
+            f"the series of {self._query} stayed empty for {state.waited} "
+            f"({self.attempts} queries over the last {self._window}s each; last: {last})"
+        )
