@@ -206,7 +206,7 @@ def _add_option_flags(
         env = ", ".join(option.env_names)
         text = f"{option.help} [env {env}]"
         if option.default not in (None, "", (), {}, False) and not option.secret:
-            text += f" (default: {option.default})"
+            text += f" (default: {option.text(option.default)})"
         text = text.replace("%", "%%")
         if option.parse is parse_bool:
             group.add_argument(option.flag, dest=_dest(option), action=argparse.BooleanOptionalAction, help=text)
@@ -228,7 +228,11 @@ def run_command(args: argparse.Namespace) -> int:
 
     registry: Registry = args.registry
     checks = _select_checks(args, registry)
-    targets = select_clusters(_requested_clusters(args), kubeconfig=args.kubeconfig, environ=os.environ)
+    targets = (
+        _dry_run_targets(args)
+        if args.dry_run
+        else select_clusters(_requested_clusters(args), kubeconfig=args.kubeconfig, environ=os.environ)
+    )
     config = load_config_file(Path(args.config)) if args.config else ConfigFile()
     check_config_keys(config, registry.options)
     unknown_clusters = sorted(set(config.clusters) - {target.name for target in targets})
@@ -352,28 +356,95 @@ def _check_run_id(run_id: str) -> None:
         raise UsageError(f"--run-id {run_id!r} must be a valid label value: lower-case letters, digits, '-', '_', '.'")
 
 
+def _dry_run_targets(args: argparse.Namespace) -> list[ClusterTarget]:
+    """The clusters a dry run describes. It needs no kubeconfig: when none of the kubeconfig files exists
+    (a laptop, CI), the clusters are the ``--clusters`` entries as given (the current context without
+    them), not checked against any file; otherwise they are selected exactly as for a real run."""
+    from kibertas_async.clusters import select_clusters
+    from kibertas_async.clusters.selection import IN_CLUSTER, in_pod, kubeconfig_paths
+    from kibertas_async.kube import ClusterTarget
+
+    requested = _requested_clusters(args)
+    paths = kubeconfig_paths(args.kubeconfig, os.environ)
+    if any(path.exists() for path in paths) or (not requested and in_pod(os.environ)):
+        return select_clusters(requested, kubeconfig=args.kubeconfig, environ=os.environ)
+    joined = os.pathsep.join(str(path) for path in paths)
+    if not requested:
+        return [ClusterTarget(name=DRY_RUN_CURRENT_CONTEXT, kubeconfig=joined)]
+    targets: list[ClusterTarget] = []
+    for item in requested:
+        name, sep, context = item.partition("=")
+        name, context = name.strip(), (context.strip() if sep else name.strip())
+        if not name or not context:
+            raise UsageError(f"--clusters entry {item!r} is empty; use NAME or NAME=CONTEXT, comma-separated")
+        if any(target.name == name for target in targets):
+            raise UsageError(f"cluster {name!r} is given twice in --clusters")
+        in_cluster = context == IN_CLUSTER
+        targets.append(ClusterTarget(name, None if in_cluster else context, None if in_cluster else joined, in_cluster))
+    return targets
+
+
+DRY_RUN_CURRENT_CONTEXT = "current-context"
+"""The cluster's name in a dry run without ``--clusters`` and without a kubeconfig to name it."""
+
+
+def _kubeconfig_missing(target: ClusterTarget) -> bool:
+    """Whether ``target`` names a context in kubeconfig files of which none exists (only a dry run has such)."""
+    if target.in_cluster or not target.kubeconfig:
+        return False
+    return not any(Path(path).exists() for path in target.kubeconfig.split(os.pathsep))
+
+
+def _where(target: ClusterTarget) -> str:
+    """``context old``, ``the in-cluster service account``, or the current context of a kubeconfig."""
+    if target.in_cluster:
+        return "in-cluster service account"
+    if target.context is None:
+        return f"the current context of {target.kubeconfig}"
+    return f"context {target.context}"
+
+
+def _needed_context(target: ClusterTarget) -> str:
+    """``context old (cluster old)``, or ``a current context`` for a dry run without ``--clusters``."""
+    return f"context {target.context} (cluster {target.name})" if target.context else "a current context"
+
+
 def _print_dry_run(
     plan: Any, registry: Registry, unknown_clusters: list[str], settings: Mapping[str, ContextSettings]
 ) -> None:
+    from kibertas_async.options import format_duration
+
     out = sys.stdout
     out.write(f"run {plan.run_id}: {len(plan.checks)} check(s) x {len(plan.clusters)} cluster(s); nothing is created\n")
     for name in unknown_clusters:
         out.write(f"note: config file has settings for cluster {name!r}, which is not in this run\n")
     for name, context in settings.items():
         out.write(f"note: cluster {name!r} takes settings from {context.config} ({context.describe()})\n")
+    unchecked = [target for target in plan.clusters if _kubeconfig_missing(target)]
+    if unchecked:
+        out.write(
+            f"note: kubeconfig {unchecked[0].kubeconfig} does not exist, so the contexts are not checked; "
+            f"a real run needs it, with {', '.join(_needed_context(target) for target in unchecked)}\n"
+        )
     for target in plan.clusters:
-        where = "in-cluster service account" if target.in_cluster else f"context {target.context}"
-        out.write(f"\ncluster {target.name} ({where})\n")
+        out.write(f"\ncluster {target.name} ({_where(target)})\n")
         values = plan.cluster_options[target.name]
         for check in plan.checks:
             if plan.cells is not None and (target.name, check.name) not in plan.cells:
                 continue  # another shard's
             plugin = registry.check_plugin[check.name]
-            out.write(f"  {check.name}  [{plugin.distribution} {plugin.version}]  timeout {check.timeout:g}s\n")
+            timeout = format_duration(check.timeout)
+            out.write(f"  {check.name}  [{plugin.distribution} {plugin.version}]  timeout {timeout}\n")
             for item in check.creates:
                 out.write(f"      creates  {item}\n")
             for option in check.options:
                 out.write(f"      {option.name} = {option.display(values[option])}  ({values.source(option)})\n")
+    run_wide = [option for option in registry.options if not option.per_cluster]
+    if run_wide:
+        out.write("\nrun options\n")
+        for option in run_wide:
+            value, source = option.display(plan.run_options[option]), plan.run_options.source(option)
+            out.write(f"      {option.name} = {value}  ({source})\n")
     _print_permissions(plan.checks, out)
 
 
@@ -571,11 +642,12 @@ def list_command(args: argparse.Namespace) -> int:
                 "tags": sorted(check.tags),
                 "description": check.description,
                 "permissions": [permission_json(permission) for permission in check.permissions],
+                "options": [_option_json(option) for option in check.options],
             }
         )
     if args.json:
         problems = [{"plugin": p.plugin, "hook": p.hook, "error": p.error} for p in registry.problems]
-        print(json.dumps({"checks": rows, "plugin_problems": problems}, indent=2))
+        print(json.dumps({"checks": rows, "plugin_problems": problems}, indent=2, default=str))
     else:
         table = [("CHECK", "PLUGIN", "VERSION", "TAGS", "DESCRIPTION")] + [
             (
@@ -597,6 +669,22 @@ def list_command(args: argparse.Namespace) -> int:
         for problem in registry.problems:
             print(problem.describe(), file=sys.stderr)
     return 1 if registry.problems else 0
+
+
+def _option_json(option: Option[Any]) -> dict[str, Any]:
+    """An option for ``list --json``: a duration's default as a duration (``10m``), a secret's never."""
+    default: Any = None if option.secret else option.default
+    if option.is_duration and default is not None:
+        default = option.text(default)
+    return {
+        "name": option.name,
+        "flag": option.flag,
+        "env": list(option.env_names),
+        "default": default,
+        "secret": option.secret,
+        "per_cluster": option.per_cluster,
+        "help": option.help,
+    }
 
 
 # --- cleanup -----------------------------------------------------------------------------------
