@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 from pathlib import Path
 
@@ -124,9 +125,12 @@ def _up(args: argparse.Namespace) -> int:
     print(f"sandbox ready: Kubernetes v{sandbox.kubernetes_version}, {count} cluster{'s' * (count != 1)}")
     for cluster in sandbox.clusters:
         print(f"  context {cluster.context}: {cluster.server}")
-    print(f"\nkubeconfig written to {sandbox.kubeconfig}; use it with:\n")
-    print(f"  export KUBECONFIG={sandbox.kubeconfig}")
-    print(f"  {sandbox.binaries.kubectl} --context {sandbox.clusters[0].context} get nodes")
+    print(f"\nkubeconfig written to {sandbox.kubeconfig}; its contexts carry the add-ons' settings")
+    print(f"({sandbox.run_config}), so every check runs on the sandbox as is:\n")
+    print(f"  {sandbox.run_command()}")
+    print("\nor with kubectl:\n")
+    print(f"  export KUBECONFIG={shlex.quote(str(sandbox.kubeconfig))}")
+    print(f"  {shlex.quote(str(sandbox.binaries.kubectl))} --context {sandbox.clusters[0].context} get nodes")
     print("\nstop it with: kibertas-async sandbox down" + _state_dir_flag(args))
     return 0
 
@@ -190,4 +194,4 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def _state_dir_flag(args: argparse.Namespace) -> str:
-    return "" if args.state_dir is None else f" --state-dir {args.state_dir}"
+    return "" if args.state_dir is None else f" --state-dir {shlex.quote(str(args.state_dir))}"

@@ -313,6 +313,19 @@ class Sandbox:
             )
         return sandbox
 
+    @property
+    def run_config(self) -> Path:
+        """The ``--config`` file ``up`` writes with the add-ons' option values per cluster; every context
+        of :attr:`kubeconfig` names it (extension ``kibertas-async.io/settings``), so ``run`` applies it."""
+        return self.state_dir / RUN_CONFIG_NAME
+
+    def run_command(self) -> str:
+        """The shell command that runs every installed check on every cluster of this sandbox."""
+        import shlex
+
+        names = ",".join(cluster.context for cluster in self.clusters)
+        return f"KUBECONFIG={shlex.quote(str(self.kubeconfig))} kibertas-async run --all --clusters {names}"
+
     def cluster(self, name: str) -> SandboxCluster:
         """The cluster called ``name``."""
         for cluster in self.clusters:
@@ -429,11 +442,13 @@ class _Starter:
         for cluster, addon, context in contexts:
             addon.wait_ready(context, self._remaining())
             _check_alive(list(cluster.processes.values()), f"{cluster.name}: add-on {addon.name} setup")
-        _write_private(self.sandbox.kubeconfig, json.dumps(_kubeconfig(self.sandbox.clusters), indent=2))
+        # The settings first: the kubeconfig's contexts point at them.
         write_run_config(
-            self.sandbox.state_dir / RUN_CONFIG_NAME,
+            self.sandbox.run_config,
             collect_settings([(addon, context) for _cluster, addon, context in contexts]),
         )
+        kubeconfig = _kubeconfig(self.sandbox.clusters, settings=self.sandbox.run_config.absolute())
+        _write_private(self.sandbox.kubeconfig, json.dumps(kubeconfig, indent=2))
         self.progress(f"sandbox ready after {time.monotonic() - started:.1f}s")
 
     def _remaining(self) -> float:
@@ -630,8 +645,13 @@ def _entries(kubeconfig: dict[str, Any], key: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _kubeconfig(clusters: Sequence[SandboxCluster]) -> dict[str, Any]:
-    """A kubeconfig (JSON, which is also YAML) with one context per cluster, admin token auth."""
+def _kubeconfig(clusters: Sequence[SandboxCluster], settings: Path | None = None) -> dict[str, Any]:
+    """A kubeconfig (JSON, which is also YAML) with one context per cluster, admin token auth.
+
+    With ``settings`` (the run config), each context carries the extension ``kibertas-async.io/settings``
+    naming it and the context's section, so ``kibertas-async run`` applies the add-ons' option values.
+    kubectl and client libraries keep context extensions as opaque data.
+    """
     return {
         "apiVersion": "v1",
         "kind": "Config",
@@ -653,10 +673,24 @@ def _kubeconfig(clusters: Sequence[SandboxCluster]) -> dict[str, Any]:
         "contexts": [
             {
                 "name": cluster.context,
-                "context": {"cluster": cluster.name, "user": f"{KUBECONFIG_USER_PREFIX}-{cluster.name}"},
+                "context": {
+                    "cluster": cluster.name,
+                    "user": f"{KUBECONFIG_USER_PREFIX}-{cluster.name}",
+                    **_settings_extension(cluster, settings),
+                },
             }
             for cluster in clusters
         ],
+    }
+
+
+def _settings_extension(cluster: SandboxCluster, settings: Path | None) -> dict[str, Any]:
+    from kibertas_async.clusters.selection import SETTINGS_EXTENSION
+
+    if settings is None:
+        return {}
+    return {
+        "extensions": [{"name": SETTINGS_EXTENSION, "extension": {"config": str(settings), "cluster": cluster.name}}]
     }
 
 
