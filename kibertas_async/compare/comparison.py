@@ -1,7 +1,7 @@
 """Blue/green comparison: the same checks on an old and a new cluster, side by side.
 
 Per check: both outcomes, the step durations with their ratio (new / old), and the add-on versions the
-check reported (facts named ``<add-on> version``, :mod:`kibertas_async.kube.addon_version`); for the
+check reported (facts named ``<add-on> version``, :mod:`kibertas_async.compare.facts`); for the
 clusters, their Kubernetes versions. A **regression** is
 
 - ``outcome``: the check did not pass on new where it passed on old;
@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kibertas_async.compare.facts import addon_of, is_known, is_missing, is_version_fact
 from kibertas_async.engine.results import CheckResult, Outcome, RunReport
-from kibertas_async.kube.addon_version import addon_of, is_known, is_missing, is_version_fact
 
 DEFAULT_REGRESSION_FACTOR = 2.0
 DEFAULT_TIMING_FLOOR = 1.0

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from kibertas_async.checks.check import Permission
+from kibertas_async.compare.facts import NOT_FOUND, UNKNOWN, version_fact
 from kibertas_async.kube.errors import KubeApiError, KubeUnavailable
 from kibertas_async.kube.resources import DAEMONSETS, DEPLOYMENTS
 from kibertas_async.options import Option
@@ -33,12 +34,6 @@ if TYPE_CHECKING:
 
 VERSION_LABEL = "app.kubernetes.io/version"
 NAME_LABEL = "app.kubernetes.io/name"
-VERSION_FACT_SUFFIX = " version"
-"""A fact whose key ends so (``cert-manager version``) is an add-on version: comparisons read it."""
-NOT_FOUND = "not found"
-"""How a version fact starts when no workload matched: the add-on is missing there."""
-UNKNOWN = "unknown"
-"""How a version fact starts when the lookup failed: nothing is known either way."""
 LOOKUP_TIMEOUT = 10.0
 """Seconds the lookup may take; it must never hold up the check it only annotates."""
 WORKLOAD_READ = Permission("apps", ("deployments", "daemonsets"), ("list",))
@@ -81,31 +76,6 @@ def workload_option(addon: str, default: str) -> Option[Workload]:
     )
 
 
-def version_fact(addon: str) -> str:
-    """The fact key of ``addon``'s version: ``<addon> version``."""
-    return addon + VERSION_FACT_SUFFIX
-
-
-def is_version_fact(key: str) -> bool:
-    """Whether a fact key names an add-on version."""
-    return key.endswith(VERSION_FACT_SUFFIX)
-
-
-def addon_of(key: str) -> str:
-    """The add-on a version fact is about (``cert-manager version`` → ``cert-manager``)."""
-    return key.removesuffix(VERSION_FACT_SUFFIX)
-
-
-def is_missing(value: str) -> bool:
-    """Whether a version fact says the add-on was not found."""
-    return value.startswith(NOT_FOUND)
-
-
-def is_known(value: str) -> bool:
-    """Whether a version fact holds a version (not ``not found``, not ``unknown``)."""
-    return not value.startswith((NOT_FOUND, UNKNOWN))
-
-
 def image_tag(image: str) -> str:
     """The tag of an image reference (``registry:5000/a/b:v1.2@sha256:...`` → ``v1.2``); an untagged
     image is ``latest`` (what the runtime pulls), a digest-only one its short digest."""
@@ -121,7 +91,8 @@ class AddonVersion:
     """What one lookup found."""
 
     version: str
-    """The version, or text starting with :data:`NOT_FOUND` or :data:`UNKNOWN`."""
+    """The version, or text starting with ``not found`` or ``unknown``
+    (:mod:`kibertas_async.compare.facts`)."""
     image: str = ""
     workload: str = ""
     """``Deployment NAMESPACE/NAME`` when found."""

@@ -26,6 +26,7 @@ from kibertas_async import (
     parse_duration,
 )
 from kibertas_async.kube import KubeApiError
+from kibertas_async.kube.addon_version import WORKLOAD_READ, report_addon_version, workload_option
 from kibertas_async.kube.resources import SECRETS
 from kibertas_async_cert_manager.resources import (
     CERTIFICATES,
@@ -126,6 +127,9 @@ class ObjectNames:
         return [self.base, f"{self.base}.{namespace}.svc", f"{self.base}.{namespace}.svc.cluster.local"]
 
 
+WORKLOAD = workload_option("cert-manager", "cert-manager/cert-manager")
+
+
 class CertManagerCheck(Check):
     """A CA from the self-signed ClusterIssuer, a CA Issuer on it, and a leaf it signs: all verified."""
 
@@ -140,8 +144,9 @@ class CertManagerCheck(Check):
         Permission("", ("secrets",), ("list", "watch")),
         # Asked only when the ClusterIssuer is missing, to say whether cert-manager is installed at all.
         Permission(verbs=("get",), non_resource_urls=(f"/apis/{GROUP}/v1",)),
+        WORKLOAD_READ,  # cert-manager's version
     )
-    options = (CLUSTER_ISSUER, RESOURCE_NAME, LEAF_KEY_ALGORITHM, STEP_TIMEOUT, CLOCK_SKEW)
+    options = (CLUSTER_ISSUER, RESOURCE_NAME, LEAF_KEY_ALGORITHM, STEP_TIMEOUT, CLOCK_SKEW, WORKLOAD)
     creates = (
         "Namespace cert-manager-test-<date>-<random>",
         "Certificate <resource-name>-ca (and cert-manager's Secret <resource-name>-ca)",
@@ -157,6 +162,8 @@ class CertManagerCheck(Check):
         names = ObjectNames(ctx.options[RESOURCE_NAME])
         step_timeout = ctx.options[STEP_TIMEOUT]
         clock_skew = timedelta(seconds=ctx.options[CLOCK_SKEW])
+
+        await report_addon_version(ctx, "cert-manager", ctx.options[WORKLOAD])
 
         async with ctx.step("find ClusterIssuer", timeout=step_timeout):
             await require_ready_cluster_issuer(ctx, cluster_issuer)

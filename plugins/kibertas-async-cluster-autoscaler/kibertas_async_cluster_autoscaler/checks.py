@@ -20,12 +20,15 @@ import anyio
 
 from kibertas_async import Check, CheckContext, Permission, Resource
 from kibertas_async.kube import KubeObject
+from kibertas_async.kube.addon_version import WORKLOAD_READ, report_addon_version
 from kibertas_async.kube.errors import KubeApiError
 from kibertas_async.kube.resources import DEPLOYMENTS, EVENTS, NODES, PODS
 from kibertas_async_cluster_autoscaler.mirror import Mirror
 from kibertas_async_cluster_autoscaler.options import (
+    AUTOSCALER_WORKLOAD,
     COMMON_OPTIONS,
     KARPENTER_NODEPOOL,
+    KARPENTER_WORKLOAD,
     NODE_LABEL_KEY,
     NODE_LABEL_VALUE,
     PROBE_IMAGE,
@@ -198,11 +201,12 @@ class ClusterAutoscalerCheck(NodeScaleUpCheck):
 
     name = "cluster-autoscaler"
     description = "cluster-autoscaler adds a node when a pod of the node group cannot be scheduled."
-    options = (NODE_LABEL_KEY, NODE_LABEL_VALUE, *COMMON_OPTIONS)
-    permissions = (_NODE_READ, _POD_READ, _DEPLOYMENT_WRITE)
+    options = (NODE_LABEL_KEY, NODE_LABEL_VALUE, *COMMON_OPTIONS, AUTOSCALER_WORKLOAD)
+    permissions = (_NODE_READ, _POD_READ, _DEPLOYMENT_WRITE, WORKLOAD_READ)
 
     async def find_node_group(self, ctx: CheckContext) -> NodeGroup:
         """The group given by the node label options."""
+        await report_addon_version(ctx, "cluster-autoscaler", ctx.options[AUTOSCALER_WORKLOAD])
         key, value = ctx.options[NODE_LABEL_KEY], ctx.options[NODE_LABEL_VALUE]
         return NodeGroup(key, value, f"node group {key}={value}")
 
@@ -212,17 +216,19 @@ class KarpenterCheck(NodeScaleUpCheck):
 
     name = "karpenter"
     description = "Karpenter provisions a node of a NodePool (reports its NodeClaim) for a pod that needs one."
-    options = (KARPENTER_NODEPOOL, *COMMON_OPTIONS)
+    options = (KARPENTER_NODEPOOL, *COMMON_OPTIONS, KARPENTER_WORKLOAD)
     permissions = (
         _NODE_READ,
         _POD_READ,
         _DEPLOYMENT_WRITE,
         Permission("karpenter.sh", ("nodepools",), ("list",)),
         Permission("karpenter.sh", ("nodeclaims",), ("list", "watch")),
+        WORKLOAD_READ,  # Karpenter's version
     )
 
     async def find_node_group(self, ctx: CheckContext) -> NodeGroup:
         """The NodePool named by ``karpenter-nodepool``; SKIPPED where Karpenter's API is not served."""
+        await report_addon_version(ctx, "karpenter", ctx.options[KARPENTER_WORKLOAD])
         pool = ctx.options[KARPENTER_NODEPOOL]
         try:
             listed = await ctx.kube.list(NODEPOOLS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kibertas_async.kube.addon_version import workload_option
 from kibertas_async.options import Option, parse_bool, parse_duration
 
 Toleration = dict[str, Any]
@@ -105,6 +106,9 @@ SCALE_DOWN_TIMEOUT = Option[float](
     parse=parse_duration,
     metavar="DURATION",
 )
+
+AUTOSCALER_WORKLOAD = workload_option("cluster-autoscaler", "kube-system/cluster-autoscaler,aws-cluster-autoscaler")
+KARPENTER_WORKLOAD = workload_option("karpenter", "kube-system/karpenter")
 
 COMMON_OPTIONS: tuple[Option[Any], ...] = (
     TOLERATIONS,

@@ -22,6 +22,7 @@ from kibertas_async import (
     TemporaryError,
     parse_duration,
 )
+from kibertas_async.kube.addon_version import WORKLOAD_READ, report_addon_version, workload_option
 
 if TYPE_CHECKING:
     from kibertas_async_datadog.metrics import DatadogUnavailable, MetricsClient, Series
@@ -113,6 +114,9 @@ WAIT_TIMEOUT = Option[float](
 )
 
 
+WORKLOAD = workload_option("datadog-agent", "datadog/datadog-agent,datadog")
+
+
 class DatadogAgentCheck(Check):
     """Polls the Datadog metrics API until this cluster's series has points."""
 
@@ -120,12 +124,15 @@ class DatadogAgentCheck(Check):
     description: ClassVar[str] = "The Datadog agent's metrics for this cluster reach Datadog."
     tags: ClassVar[frozenset[str]] = frozenset({"datadog", "monitoring", "external"})
     timeout: ClassVar[float] = 900.0
-    options = (API_KEY, APP_KEY, SITE, API_URL, QUERY, CLUSTER_NAME, WINDOW, WAIT_TIMEOUT)
+    options = (API_KEY, APP_KEY, SITE, API_URL, QUERY, CLUSTER_NAME, WINDOW, WAIT_TIMEOUT, WORKLOAD)
+    permissions = (WORKLOAD_READ,)  # the agent's version
     creates: ClassVar[tuple[str, ...]] = ()
-    needs_kubernetes: ClassVar[bool] = False
+    needs_kubernetes: ClassVar[bool] = True
+    """Only to read the agent's version from its DaemonSet; the proof itself asks Datadog."""
 
     async def run(self, ctx: CheckContext) -> None:
         """Query until a non-empty series arrives; rejected keys or query fail at once."""
+        await report_addon_version(ctx, "datadog-agent", ctx.options[WORKLOAD])
         cluster_name = ctx.options[CLUSTER_NAME] or ctx.cluster.name
         query = ctx.options[QUERY].replace(CLUSTER_PLACEHOLDER, cluster_name)
         api_url = ctx.options[API_URL] or f"https://api.{ctx.options[SITE]}"

@@ -27,6 +27,7 @@ from kibertas_async import (
     parse_mapping,
     parse_positive_int,
 )
+from kibertas_async.kube.addon_version import WORKLOAD_READ, report_addon_version, workload_option
 from kibertas_async.kube.resources import DEPLOYMENTS, NODES
 from kibertas_async_fluent.s3 import (
     BucketMissing,
@@ -150,6 +151,9 @@ WAIT_TIMEOUT = Option[float](
 )
 
 
+FLUENTD_WORKLOAD = workload_option("fluentd", "logging/fluentd")
+
+
 class FluentCheck(Check):
     """Runs a log generator printing a marker, then lists S3 until an object holds that marker."""
 
@@ -160,6 +164,7 @@ class FluentCheck(Check):
     permissions = (
         Permission("", ("nodes",), ("list",)),
         Permission("apps", ("deployments",), ("create", "get", "list", "watch", "delete")),
+        WORKLOAD_READ,  # fluentd's version
     )
     options = (
         LOG_BUCKET_NAME,
@@ -177,6 +182,7 @@ class FluentCheck(Check):
         FLUENTD_POD_LABELS,
         READY_TIMEOUT,
         WAIT_TIMEOUT,
+        FLUENTD_WORKLOAD,
     )
     creates: ClassVar[tuple[str, ...]] = ("Namespace fluent-test-YYYYMMDD-xxxxx", "Deployment burst-log-generator")
 
@@ -187,6 +193,7 @@ class FluentCheck(Check):
         marker = f"kibertas-async-marker-{ctx.run_id}-{secrets.token_hex(4)}"
         name = ctx.options[DEPLOYMENT_NAME]
         ctx.fact("marker", marker)
+        await report_addon_version(ctx, "fluentd", ctx.options[FLUENTD_WORKLOAD])
         settings = S3Settings(
             bucket=ctx.options[LOG_BUCKET_NAME],
             endpoint_url=ctx.options[AWS_ENDPOINT_URL],

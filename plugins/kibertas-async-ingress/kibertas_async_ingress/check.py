@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from kibertas_async import Check, CheckContext, Permission, PollState, TemporaryError, format_duration
 from kibertas_async.errors import CheckFailed
+from kibertas_async.kube.addon_version import WORKLOAD_READ, report_addon_version
 from kibertas_async.kube.resources import DEPLOYMENTS, ENDPOINTSLICES, INGRESSCLASSES, INGRESSES, SERVICES
 from kibertas_async_ingress import options as opt
 
@@ -128,6 +129,7 @@ class IngressCheck(Check):
         Permission("networking.k8s.io", ("ingresses",), ("create", "delete", "get", "list", "watch")),
         Permission("networking.k8s.io", ("ingressclasses",), ("get",)),
         Permission("discovery.k8s.io", ("endpointslices",), ("list",)),
+        WORKLOAD_READ,  # the ingress controller's and external-dns's versions
     )
     options = opt.ALL_OPTIONS
     creates = ("Namespace ingress-test-<date>-<random>", "Deployment <name>", "Service <name>", "Ingress <name>")
@@ -135,6 +137,8 @@ class IngressCheck(Check):
     async def run(self, ctx: CheckContext) -> None:
         """The steps listed in the module docstring."""
         settings = IngressSettings.read(ctx.options)
+        await report_addon_version(ctx, "ingress controller", ctx.options[opt.CONTROLLER_WORKLOAD])
+        await report_addon_version(ctx, "external-dns", ctx.options[opt.EXTERNAL_DNS_WORKLOAD])
         async with ctx.step("check options"):
             self._check_options(ctx, settings)
         async with ctx.step("create namespace"):

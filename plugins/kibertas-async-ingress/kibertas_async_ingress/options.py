@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal, cast
 
+from kibertas_async.kube.addon_version import workload_option
 from kibertas_async.options import (
     Option,
     optional,
@@ -194,6 +195,9 @@ HTTP_TIMEOUT = Option[float](
     metavar="DURATION",
 )
 
+CONTROLLER_WORKLOAD = workload_option("ingress controller", "kube-system/aws-load-balancer-controller")
+EXTERNAL_DNS_WORKLOAD = workload_option("external-dns", "kube-system/external-dns")
+
 ALL_OPTIONS: tuple[Option[object], ...] = (
     HOSTNAME,
     INGRESS_CLASS,
@@ -210,5 +214,7 @@ ALL_OPTIONS: tuple[Option[object], ...] = (
     ADDRESS_TIMEOUT,
     DNS_TIMEOUT,
     HTTP_TIMEOUT,
+    CONTROLLER_WORKLOAD,
+    EXTERNAL_DNS_WORKLOAD,
 )  # type: ignore[assignment]
 """Every option of the check, in the order ``--help`` lists them."""
