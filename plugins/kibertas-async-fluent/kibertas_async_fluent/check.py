@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import anyio
-
 from kibertas_async import (
     Check,
     CheckContext,
     Option,
+    PermanentError,
     Permission,
+    PollState,
+    TemporaryError,
     optional,
     parse_bool,
     parse_duration,
@@ -205,8 +206,8 @@ class FluentCheck(Check):
         async with LogBucket(settings) as bucket:
             # Before creating anything: a wrong bucket, region or credentials fail here, at once.
             async with ctx.step(STEP_CHECK_BUCKET, timeout=BUCKET_CHECK_TIMEOUT):
-                with _permanent_s3_errors_fail(ctx, settings):
-                    await ctx.poll(lambda: _bucket_answers(ctx, bucket), first_delay=1.0, max_delay=5.0)
+                with _permanent_s3_errors_fail(settings):
+                    await ctx.poll(lambda: _bucket_answers(bucket), first_delay=1.0, max_delay=5.0)
             async with ctx.step(STEP_CREATE_NAMESPACE):
                 namespace = ctx.options[RESOURCE_NAMESPACE] or await ctx.namespace()
             async with ctx.step(STEP_CREATE_GENERATOR):
@@ -221,13 +222,17 @@ class FluentCheck(Check):
             async with ctx.step(STEP_FIND_MARKER):
                 finder = _MarkerFinder(ctx, namespace, marker, started_at)
                 wait_timeout = ctx.options[WAIT_TIMEOUT]
-                with _permanent_s3_errors_fail(ctx, settings), anyio.move_on_after(wait_timeout):
-                    found = await ctx.poll(lambda: finder.attempt(bucket), first_delay=1.0, max_delay=15.0)
-                    ctx.fact("object", f"s3://{settings.bucket}/{found.key}")
-                    ctx.fact("object_last_modified", found.last_modified.isoformat())
-                    ctx.fact("listings", finder.listings)
-                    return
-                ctx.fail(finder.failure(wait_timeout))
+                with _permanent_s3_errors_fail(settings):
+                    found = await ctx.poll(
+                        lambda: finder.attempt(bucket),
+                        timeout=wait_timeout,
+                        fail=finder.failure,
+                        first_delay=1.0,
+                        max_delay=15.0,
+                    )
+                ctx.fact("object", f"s3://{settings.bucket}/{found.key}")
+                ctx.fact("object_last_modified", found.last_modified.isoformat())
+                ctx.fact("listings", finder.listings)
 
     def _deployment(self, ctx: CheckContext, name: str, replicas: int, marker: str) -> KubeObject:
         labels = {"app": name}
@@ -295,7 +300,9 @@ class _MarkerFinder:
             day += timedelta(days=1)
         return prefixes
 
-    async def attempt(self, bucket: LogBucket) -> LogObject | None:
+    async def attempt(self, bucket: LogBucket) -> LogObject:
+        """One listing: the first new object holding the marker, else :class:`TemporaryError` saying what
+        the listing saw (or the S3 error)."""
         self.listings += 1
         self.prefixes = self._current_prefixes()
         try:
@@ -310,10 +317,8 @@ class _MarkerFinder:
                 if data is not None and contains_marker(data, self._marker):
                     return item
         except S3Unavailable as error:
-            self._ctx.progress(f"listing {self.listings}: S3 error: {error}")
-            return None
-        self._ctx.progress(f"listing {self.listings}: {self._summary()}")
-        return None
+            raise TemporaryError(f"listing {self.listings}: S3 error: {error}") from None
+        raise TemporaryError(f"listing {self.listings}: {self._summary()}")
 
     def _summary(self) -> str:
         where = " and ".join(f"s3://{self._ctx.options[LOG_BUCKET_NAME]}/{prefix}" for prefix in self.prefixes)
@@ -326,30 +331,30 @@ class _MarkerFinder:
             f"none contains marker {self._marker}"
         )
 
-    def failure(self, wait_timeout: float) -> str:
-        """Why the check fails after ``wait_timeout``: what the last listing saw."""
-        return f"after {wait_timeout:g}s and {self.listings} listings: {self._summary()}"
+    def failure(self, state: PollState) -> str:
+        """Why the check fails when the wait runs out: what the last successful listing saw."""
+        return f"after {state.waited} and {self.listings} listings: {self._summary()}"
 
 
-async def _bucket_answers(ctx: CheckContext, bucket: LogBucket) -> bool | None:
+async def _bucket_answers(bucket: LogBucket) -> bool:
     try:
         await bucket.check_access()
     except S3Unavailable as error:
-        ctx.progress(f"S3 error: {error}")
-        return None
+        raise TemporaryError(f"S3 error: {error}") from None
     return True
 
 
 @contextlib.contextmanager
-def _permanent_s3_errors_fail(ctx: CheckContext, settings: S3Settings) -> Iterator[None]:
-    """A missing bucket or refused credentials end the check at once: waiting cannot fix them."""
+def _permanent_s3_errors_fail(settings: S3Settings) -> Iterator[None]:
+    """A missing bucket or refused credentials end the check at once (they end a poll at once, being no
+    :class:`TemporaryError`): waiting cannot fix them."""
     where = settings.endpoint_url or "AWS S3"
     try:
         yield
     except BucketMissing as error:
-        ctx.fail(f"{error} at {where}; check LOG_BUCKET_NAME and the region")
+        raise PermanentError(f"{error} at {where}; check LOG_BUCKET_NAME and the region") from None
     except S3Denied as error:
-        ctx.fail(f"{error} at {where}")
+        raise PermanentError(f"{error} at {where}") from None
 
 
 def _preferred_away_from(labels: dict[str, str], *, weight: int) -> dict[str, Any]:
