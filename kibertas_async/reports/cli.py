@@ -10,18 +10,36 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kibertas_async.errors import KibertasError, UsageError
 
 if TYPE_CHECKING:
     from kibertas_async.engine.results import RunReport
+    from kibertas_async.kube import ClusterTarget
     from kibertas_async.options import Option, OptionValues
     from kibertas_async.plugins import Registry
     from kibertas_async.reports.store import ReportStore
 
 POLL_INTERVAL = 5.0
 """How often ``--wait`` looks for the reports still missing."""
+JOB_WAIT = 7200.0
+"""How long ``--job`` waits for the Job to finish when ``--wait`` does not say."""
+
+
+@dataclass(frozen=True)
+class MergeRequest:
+    """What ``report merge`` was asked, validated."""
+
+    store: ReportStore
+    run_id: str | None
+    count: int | None
+    wait: float | None
+    job: str | None = None
+    namespace: str = "default"
+    target: ClusterTarget | None = None
+    """Where the Job is (``--job``): the Pod's own cluster, or a kubeconfig context."""
 
 
 def _positive_int(value: str) -> int:
@@ -51,8 +69,25 @@ def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
         "--wait",
         default=None,
         metavar="DURATION",
-        help="wait up to this long for the reports still missing (e.g. 70m), looking every 5s",
+        help="wait up to this long for the reports still missing (e.g. 70m), looking every 5s; with --job, "
+        "for the Job to finish (default 2h)",
     )
+    job = parser.add_argument_group("the shards' Indexed Job (docs/sharding.md)")
+    job.add_argument(
+        "--job",
+        default=None,
+        metavar="NAME",
+        help="wait until this Indexed Job has finished, then merge its run: the Job's uid is the run id "
+        "(its pods' controller-uid label) and its completions the number of shards",
+    )
+    job.add_argument(
+        "--namespace",
+        default=None,
+        metavar="NS",
+        help="the Job's namespace (default: the Pod's own, else 'default')",
+    )
+    job.add_argument("--context", default=None, metavar="CONTEXT", help="kubeconfig context of the Job's cluster")
+    job.add_argument("--kubeconfig", default=None, metavar="PATH", help="kubeconfig file(s), ':'-separated")
 
 
 def merge_options(registry: Registry) -> list[Option[Any]]:
@@ -89,8 +124,21 @@ def merge_command(args: argparse.Namespace, registry: Registry, flags: Mapping[s
             wait = parse_duration(args.wait)
         except ValueError as error:
             raise UsageError(f"--wait: {error}") from None
+    request = MergeRequest(store, args.run_id, args.shards, wait if args.wait is not None else None)
+    if args.job is not None:
+        from kibertas_async.clusters import select_clusters
+        from kibertas_async.reports.job import default_namespace
+
+        if not args.job.strip():
+            raise UsageError("--job is empty; give the Indexed Job's name, or leave it out")
+        requested = [args.context] if args.context else []
+        (target,) = select_clusters(requested, kubeconfig=args.kubeconfig, environ=os.environ)[:1]
+        namespace = args.namespace or default_namespace(os.environ)
+        request = MergeRequest(store, args.run_id, args.shards, request.wait, args.job, namespace, target)
+    elif args.namespace or args.context:
+        raise UsageError("--namespace and --context are where the --job is; give --job too")
     configure_logging(log_format=args.log_format, level=args.log_level)
-    report: RunReport = anyio.run(_merge, store, args.run_id, args.shards, wait, run_options, registry)
+    report: RunReport = anyio.run(_merge, request, run_options, registry)
     return 0 if report.ok else 1
 
 
@@ -104,14 +152,7 @@ def _check_output_paths(run_options: OptionValues, registry: Registry) -> None:
                 raise UsageError(f"{option.flag}: directory {Path(path).parent} does not exist")
 
 
-async def _merge(
-    store: ReportStore,
-    run_id: str | None,
-    count: int | None,
-    wait: float,
-    run_options: OptionValues,
-    registry: Registry,
-) -> RunReport:
+async def _merge(request: MergeRequest, run_options: OptionValues, registry: Registry) -> RunReport:
     import anyio
 
     from kibertas_async.engine.runner import Engine, RunPlan
@@ -120,6 +161,16 @@ async def _merge(
     from kibertas_async.reports.merge import merge_reports
     from kibertas_async.reports.store import ReportStoreError
 
+    store, run_id, count, wait = request.store, request.run_id, request.count, request.wait or 0.0
+    if request.job is not None and request.target is not None:
+        from kibertas_async.reports.job import wait_for_job
+
+        job = await wait_for_job(request.target, request.job, request.namespace, timeout=request.wait or JOB_WAIT)
+        if run_id is not None and run_id != job.uid:
+            raise UsageError(f"--run-id {run_id} is not the run of Job {job.namespace}/{job.name} ({job.uid})")
+        if count is not None and count != job.completions:
+            raise UsageError(f"--shards {count}, but Job {job.namespace}/{job.name} has {job.completions} completions")
+        run_id, count, wait = job.uid, job.completions, 0.0  # the Job is done: no report is still to come
     deadline = anyio.current_time() + wait
     while True:
         run_id, names, count = await _find(store, run_id, count)
