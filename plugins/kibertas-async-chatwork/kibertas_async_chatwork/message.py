@@ -13,6 +13,18 @@ Then one block per cluster with one line per check::
 
 When the message would be too long, the details (reasons, facts, what cleanup left behind) are
 shortened first, then dropped; the line of each check, with its OK/NG mark, is always kept.
+
+A blue/green run (``run --compare old,new``) says the comparison's verdict in the title and starts with
+a block of its own: every regression (a line each, always kept), then what changed (versions), then
+each check's outcomes on both sides with its key step durations and their ratio (details, shortened
+first)::
+
+    [info][title]kibertas-async NG — blue/green old → new: 1 regression (run r1)[/title]■ old → new — NG
+    REGRESSION ingress — ingress: NG on new (resolve host: NXDOMAIN), OK on old
+    versions — kubernetes v1.30.4 → v1.31.0
+    ingress OK → NG — wait for load balancer 2.0s → 2.2s (1.1x)
+    [hr]■ old — OK
+    ...
 """  # noqa: RUF002 (the multiplication sign is what the title shows)
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from kibertas_async.compare import Comparison, outcome_mark
 from kibertas_async.engine.results import CheckResult, Outcome, RunReport
 
 MAX_MESSAGE_CHARS = 10_000
@@ -102,6 +115,12 @@ class _Line:
 
 def _title(report: RunReport) -> str:
     verdict = "OK" if report.ok else "NG"
+    comparison = report.comparison
+    if comparison is not None:
+        count = len(comparison.regressions)
+        found = _plural(count, "regression") if count else "no regression"
+        where = f"{comparison.settings.old} \N{RIGHTWARDS ARROW} {comparison.settings.new}"
+        return neutralize_markup(f"kibertas-async {verdict} — blue/green {where}: {found} (run {report.run_id})")
     clusters = _plural(len(report.clusters), "cluster")
     checks = _plural(len(report.checks), "check")
     return neutralize_markup(
@@ -114,6 +133,8 @@ def _sections(report: RunReport) -> list[list[_Line]]:
     notices = _notices(report)
     if notices:
         sections.append(notices)
+    if report.comparison is not None:
+        sections.append(_comparison_lines(report.comparison))
     for cluster, results in _by_cluster(report).items():
         verdict = "OK" if all(result.outcome.ok for result in results) else "NG"
         lines = [_Line(neutralize_markup(f"■ {cluster} — {verdict}"))]
@@ -143,6 +164,33 @@ def _notices(report: RunReport) -> list[_Line]:
             )
         )
     return notices
+
+
+def _comparison_lines(comparison: Comparison) -> list[_Line]:
+    """Verdict, every regression, what changed, then each check on both sides with its key timings."""
+    settings = comparison.settings
+    arrow = " \N{RIGHTWARDS ARROW} "
+    lines = [_Line(neutralize_markup(f"■ {settings.old}{arrow}{settings.new} — {'OK' if comparison.ok else 'NG'}"))]
+    for regression in comparison.regressions:
+        lines.append(
+            _Line(
+                neutralize_markup(f"REGRESSION {regression.check}"),
+                detail=neutralize_markup(_one_line(regression.message)),
+            )
+        )
+    changes = [f"{pair.name} {pair.old}{arrow}{pair.new}" for _check, pair in comparison.version_changes]
+    if changes:
+        lines.append(_Line("versions", detail=neutralize_markup(_one_line(", ".join(changes)))))
+    for check in comparison.checks:
+        timings = ", ".join(
+            f"{timing.name} {format_duration(timing.old)}{arrow}{format_duration(timing.new)}"
+            + (f" ({timing.ratio:.1f}x)" if timing.ratio is not None else "")
+            for timing in check.timings
+            if timing.key(settings.timing_floor)
+        )
+        head = f"{check.check} {outcome_mark(check.old)}{arrow.rstrip()} {outcome_mark(check.new)}"
+        lines.append(_Line(neutralize_markup(head), detail=neutralize_markup(timings)))
+    return lines
 
 
 def _by_cluster(report: RunReport) -> dict[str, list[CheckResult]]:
