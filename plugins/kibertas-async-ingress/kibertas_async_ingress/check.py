@@ -228,7 +228,7 @@ class IngressCheck(Check):
             try:
                 resolution = await resolver.resolve(settings.hostname)
             except ProbeFailed as error:
-                raise TemporaryError(str(error)) from None
+                raise TemporaryError(str(error) + await _unresolvable_load_balancer(address, resolver)) from None
             if not await _points_at(resolution, address, resolver):
                 raise TemporaryError(f"{resolution.describe()}, not to the load balancer ({address})")
             return resolution
@@ -313,6 +313,24 @@ async def _points_at(resolution: Resolution, address: LoadBalancerAddress, resol
         return True
     lb_ips = set(await _load_balancer_ips(LoadBalancerAddress((), address.hostnames), resolver))
     return bool(lb_ips & set(resolution.addresses))
+
+
+async def _unresolvable_load_balancer(address: LoadBalancerAddress, resolver: DnsResolver) -> str:
+    """``; the load balancer's host name does not resolve either: ...`` when the load balancer is known by
+    host names only and none resolves (a CNAME to it then fails as NXDOMAIN of the host), else ``""``."""
+    from kibertas_async_ingress.probes import ProbeFailed
+
+    if address.ips or not address.hostnames:
+        return ""
+    problems: list[str] = []
+    for hostname in address.hostnames:
+        try:
+            await resolver.resolve(hostname)
+        except ProbeFailed as error:
+            problems.append(str(error))
+            continue
+        return ""
+    return f"; the load balancer's host name does not resolve either: {'; '.join(problems)}"
 
 
 async def _load_balancer_ips(address: LoadBalancerAddress, resolver: DnsResolver) -> tuple[str, ...]:
