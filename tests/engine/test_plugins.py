@@ -17,6 +17,8 @@ def test_list_shows_checks_from_installed_entry_points(process_env: ProcessEnv) 
     assert result.returncode == 0, result.stderr
     listed = json.loads(result.stdout)
     failing = next(row for row in listed["checks"] if row["name"] == "failing")
+    options = [option["name"] for option in failing.pop("options")]
+    assert options == ["synthetic-journal", "synthetic-delay", "synthetic-step-timeout", "synthetic-secret"]
     assert failing == {
         "name": "failing",
         "plugin": "synthetic",
