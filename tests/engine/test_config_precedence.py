@@ -27,8 +27,7 @@ def test_precedence(run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("KIBERTAS_ASYNC_SYNTHETIC_DELAY", "4s")
     result = run_cli(*base)
     assert (
-        _delay_line(result.out, "beta")
-        == "synthetic-delay = 4s  (environment variable KIBERTAS_ASYNC_SYNTHETIC_DELAY)"
+        _delay_line(result.out, "beta") == "synthetic-delay = 4s  (environment variable KIBERTAS_ASYNC_SYNTHETIC_DELAY)"
     )
 
     result = run_cli(*base, "--synthetic-delay", "5s")
