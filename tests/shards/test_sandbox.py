@@ -16,62 +16,29 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from kibertas_async.sandbox.build import binaries_for
-from kibertas_async.sandbox.runner import Sandbox, SandboxConfig
-from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
-from kibertas_async.testing import ci_requires_sandbox, kubectl
+from kibertas_async.sandbox.runner import Sandbox
+from kibertas_async.testing import kubectl
 from tests.conftest import SYNTHETIC_PLUGIN_DIR
+from tests.shards.conftest import CLUSTERS
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.timeout(900)]
 
-CLUSTERS = tuple(f"shard-{index}" for index in range(1, 7))
 CHECKS = ("kube-roundtrip", "exclusive-a", "exclusive-b", "sleeper-1", "failing")
 RUN_TIMEOUT = 600
 
 
-@pytest.fixture(scope="module")
-def six_clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    missing = binaries_for(DEFAULT_KUBERNETES_VERSION).missing()
-    if missing:
-        message = f"sandbox binaries missing ({', '.join(path.name for path in missing)}): kibertas-async sandbox build"
-        if ci_requires_sandbox():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    state = tmp_path_factory.mktemp("six-clusters")
-    config = SandboxConfig(cluster_names=CLUSTERS, state_dir=state, kubeconfig=state / "kubeconfig", addons=())
-    started = Sandbox.start(config, die_with_parent=True)
-    try:
-        yield started
-    finally:
-        started.down()
-
-
-@pytest.fixture(scope="module")
-def kubeconfig(six_clusters: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sandbox's kubeconfig without its per-context settings extension: these checks need no add-on
-    settings, and a sandbox without add-ons has none to name."""
-    document = yaml.safe_load(six_clusters.kubeconfig.read_text())
-    for context in document["contexts"]:
-        context["context"].pop("extensions", None)
-    path = tmp_path_factory.mktemp("kubeconfig") / "kubeconfig"
-    path.write_text(yaml.safe_dump(document))
-    return path
-
-
-def environment(kubeconfig: Path, **extra: str) -> dict[str, str]:
+def environment(six_kubeconfig: Path, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("KIBERTAS_ASYNC_")}
     env.pop("JOB_COMPLETION_INDEX", None)
     env.update(
         PYTHONPATH=str(SYNTHETIC_PLUGIN_DIR),
         KIBERTAS_ASYNC_DISABLE_PLUGIN_AUTOLOAD="1",
-        KUBECONFIG=str(kubeconfig),
+        KUBECONFIG=str(six_kubeconfig),
         **extra,
     )
     return env
@@ -93,20 +60,20 @@ def outcomes(report: dict[str, Any]) -> set[tuple[str, str, str]]:
 
 
 @pytest.fixture(scope="module")
-def sharded_run(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def sharded_run(six_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The unsharded run and the 3 shards, all at once (6 clusters, 4 processes); their outputs."""
     work = tmp_path_factory.mktemp("sharded-run")
     reports = work / "reports"
     reports.mkdir()
     whole = work / "whole.json"
     unsharded = start(
-        run_args("--report-json", str(whole), "--run-id", "unsharded"), environment(kubeconfig), work / "u.log"
+        run_args("--report-json", str(whole), "--run-id", "unsharded"), environment(six_kubeconfig), work / "u.log"
     )
     shards = [
         # As an Indexed Job's pods: the index and the count from the environment, one run id for all.
         start(
             run_args("--report-dir", str(reports)),
-            environment(kubeconfig, JOB_COMPLETION_INDEX=str(index), KIBERTAS_ASYNC_SHARDS="3",
+            environment(six_kubeconfig, JOB_COMPLETION_INDEX=str(index), KIBERTAS_ASYNC_SHARDS="3",
                         KIBERTAS_ASYNC_RUN_ID="sharded-on-six"),
             work / f"shard-{index}.log",
         )
@@ -122,17 +89,17 @@ def sharded_run(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     }
 
 
-def merge(kubeconfig: Path, source: Path, out: Path, *extra: str) -> tuple[int, str, dict[str, Any]]:
+def merge(six_kubeconfig: Path, source: Path, out: Path, *extra: str) -> tuple[int, str, dict[str, Any]]:
     result = subprocess.run(
         [sys.executable, "-m", "kibertas_async", "report", "merge", str(source), "--report-json", str(out),
          "--log-format", "json", *extra],
-        env=environment(kubeconfig), capture_output=True, text=True, timeout=RUN_TIMEOUT,
+        env=environment(six_kubeconfig), capture_output=True, text=True, timeout=RUN_TIMEOUT,
     )  # fmt: skip
     return result.returncode, result.stdout, json.loads(out.read_text())
 
 
 def test_three_shards_on_six_clusters_merge_into_the_unsharded_run(
-    sharded_run: dict[str, Any], kubeconfig: Path
+    sharded_run: dict[str, Any], six_kubeconfig: Path
 ) -> None:
     assert sharded_run["codes"][0] == 1, sharded_run["logs"]  # "failing" is NG on every cluster
     whole = sharded_run["whole"]
@@ -153,7 +120,7 @@ def test_three_shards_on_six_clusters_merge_into_the_unsharded_run(
             if result["check"] == "kube-roundtrip":
                 assert result["api_requests"] > 0 and {c["status"] for c in result["cleanup"]} == {"done"}
 
-    code, out, merged = merge(kubeconfig, reports, sharded_run["work"] / "merged.json")
+    code, out, merged = merge(six_kubeconfig, reports, sharded_run["work"] / "merged.json")
     assert code == 1
     assert outcomes(merged) == outcomes(whole)
     assert len(merged["results"]) == len(whole["results"])
@@ -162,14 +129,14 @@ def test_three_shards_on_six_clusters_merge_into_the_unsharded_run(
     assert "shards: 3 of 3 reported (run sharded-on-six)" in out
 
 
-def test_a_missing_shard_is_named_and_its_checks_listed(sharded_run: dict[str, Any], kubeconfig: Path) -> None:
+def test_a_missing_shard_is_named_and_its_checks_listed(sharded_run: dict[str, Any], six_kubeconfig: Path) -> None:
     partial = sharded_run["work"] / "partial"
     partial.mkdir()
     for index in (1, 3):
         name = f"sharded-on-six.shard-{index}-of-3.json"
         shutil.copy(sharded_run["reports"] / name, partial / name)
     lost = json.loads((sharded_run["reports"] / "sharded-on-six.shard-2-of-3.json").read_text())
-    code, out, merged = merge(kubeconfig, partial, sharded_run["work"] / "partial.json")
+    code, out, merged = merge(six_kubeconfig, partial, sharded_run["work"] / "partial.json")
     assert code == 1
     assert "MISSING: 2/3" in out
     assert merged["shard"]["missing"] == [2] and merged["ok"] is False
@@ -179,7 +146,7 @@ def test_a_missing_shard_is_named_and_its_checks_listed(sharded_run: dict[str, A
 
 
 def test_merge_takes_the_run_from_a_finished_indexed_job(
-    six_clusters: Sandbox, kubeconfig: Path, tmp_path: Path
+    six_clusters: Sandbox, six_kubeconfig: Path, tmp_path: Path
 ) -> None:
     """The Job is managed by nobody (spec.managedBy), so the test marks it Complete itself: no node runs
     pods here. Its uid is the run id; its completions the shard count."""
@@ -204,7 +171,7 @@ def test_merge_takes_the_run_from_a_finished_indexed_job(
         reports = tmp_path / "reports"
         reports.mkdir()
         for index in range(2):
-            env = environment(kubeconfig, JOB_COMPLETION_INDEX=str(index), KIBERTAS_ASYNC_SHARDS="2",
+            env = environment(six_kubeconfig, JOB_COMPLETION_INDEX=str(index), KIBERTAS_ASYNC_SHARDS="2",
                               KIBERTAS_ASYNC_RUN_ID=uid)  # fmt: skip
             subprocess.run(
                 [sys.executable, "-m", "kibertas_async", "run", "sleeper-1", "failing", "--plugin",
@@ -216,7 +183,7 @@ def test_merge_takes_the_run_from_a_finished_indexed_job(
             [sys.executable, "-m", "kibertas_async", "report", "merge", str(reports), "--job",
              "kibertas-async-shards", "--namespace", "default", "--context", cluster, "--wait", "5m",
              "--report-json", str(merged_path), "--log-format", "json"],
-            env=environment(kubeconfig), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=environment(six_kubeconfig), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         time.sleep(2)
         assert merger.poll() is None, "the merge must wait while the Job runs"
