@@ -22,47 +22,35 @@ import pytest
 
 import kibertas_async
 from kibertas_async.kube import KubeClient, KubeObject
-from kibertas_async.kube.resources import NAMESPACES, NODES, PODS, SECRETS, SERVICEACCOUNTS, Resource
+from kibertas_async.kube.resources import NAMESPACES, NODES, PODS, SECRETS, SERVICEACCOUNTS
 from kibertas_async.sandbox.addons.kwok import KWOK_NODE_ANNOTATION, KwokAddon, NodeShape
-from kibertas_async.sandbox.build import binaries_for
 from kibertas_async.sandbox.nodeagent import NODE_AGENT_LABEL, NODE_AGENT_TAINT, NodeAgentAddon, node_name, pod_log_path
 from kibertas_async.sandbox.nodeagent.agent import LEASES
 from kibertas_async.sandbox.nodeagent.podman import AGENT_DIR_LABEL, container_name
 from kibertas_async.sandbox.runner import Sandbox, SandboxCluster, SandboxConfig
-from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
-from kibertas_async.testing import api_client, ci_requires_sandbox
+from kibertas_async.testing import api_client
+from tests.sandbox.agent_jobs import (
+    IMAGE,
+    JOBS,
+    REPO,
+    job_finished,
+    on_the_agent_node,
+    render_postsync,
+    require_agent_prerequisites,
+    the_one,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.sandbox]
 
-REPO = Path(__file__).resolve().parents[2]
-IMAGE = "localhost/kibertas-async:dev"
 CLUSTER = "agent-1"
-JOBS = Resource("batch", "v1", "jobs", "Job")
 # A guard against hanging forever, not a performance assertion.
 WAIT_LIMIT = 120.0
-
-
-def _unavailable(message: str) -> None:
-    if ci_requires_sandbox():
-        pytest.fail(f"CI is set: {message}", pytrace=False)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
 def agent_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """One cluster with a single kwok node and the node agent, the image built beforehand."""
-    from kibertas_async.sandbox.nodeagent import podman_problem
-
-    missing = binaries_for(DEFAULT_KUBERNETES_VERSION).missing()
-    if missing:
-        _unavailable(
-            f"sandbox binaries missing ({', '.join(p.name for p in missing)}); run `kibertas-async sandbox build`"
-        )
-    if (problem := podman_problem()) is not None:
-        _unavailable(f"podman cannot run containers here: {problem}")
-    built = subprocess.run([str(REPO / "scripts" / "image"), "--check"], capture_output=True, text=True, timeout=900)
-    if built.returncode != 0:
-        _unavailable(f"`scripts/image --check` failed (exit {built.returncode}):\n{built.stderr[-3000:]}")
+    require_agent_prerequisites()
     state_dir = tmp_path_factory.mktemp("nodeagent-sandbox")
     config = SandboxConfig(
         cluster_names=(CLUSTER,),
@@ -205,12 +193,8 @@ async def test_a_job_whose_pod_lists_the_checks_completes(
     job = {"metadata": {"name": "list"}, "spec": {"backoffLimit": 0, "template": {"spec": pod_spec}}}
     await kube.create(JOBS, job, namespace)
 
-    def finished(current: KubeObject | None) -> bool:
-        conditions = (current or {}).get("status", {}).get("conditions") or []
-        return any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions)
-
     with anyio.fail_after(WAIT_LIMIT):
-        done = await kube.wait_for(JOBS, "list", namespace, finished)
+        done = await kube.wait_for(JOBS, "list", namespace, job_finished)
     assert done is not None
     conditions = {c["type"]: c["status"] for c in done["status"]["conditions"]}
     assert conditions.get("Complete") == "True", done["status"]
@@ -293,8 +277,8 @@ async def test_deleting_a_running_pod_stops_its_container_within_the_grace_perio
 
 
 BUILT_IN_CHECKS = ("cert-manager", "cluster-autoscaler", "datadog-agent", "fluent", "ingress", "karpenter")
-"""They need add-ons this sandbox does not run (a DaemonSet that tolerates every taint would land on the
-agent's node and wait for an image nobody can pull here), so the PostSync Job below leaves them out."""
+"""They need add-ons this module's sandbox (kwok only, to stay small) does not run, so the PostSync Job
+below leaves them out; ``test_postsync_job.py`` runs them all, on a sandbox with every add-on."""
 EXAMPLE_PLUGIN = REPO / "docs" / "example-plugin"
 
 
@@ -302,17 +286,10 @@ def postsync_manifests(agent_sandbox: Sandbox, cluster: SandboxCluster) -> list[
     """``deploy/overlays/argocd-postsync`` rendered by kubectl, patched to the agent's node and to run
     ``run --all`` without the built-in checks and with the example plugin (mounted from the checkout),
     plus the example check's own rules from ``kibertas-async rbac``, added to the same ServiceAccount."""
-    import yaml
-
-    overlay = REPO / "deploy" / "overlays" / "argocd-postsync"
-    assert overlay.is_dir(), f"{overlay} is part of the repository; without it this test proves nothing"
-    kubectl = [str(agent_sandbox.binaries.kubectl), f"--kubeconfig={cluster.kubeconfig}"]
-    rendered = subprocess.run([*kubectl, "kustomize", str(overlay)], capture_output=True, text=True, check=True)
-    documents: list[dict[str, Any]] = list(yaml.safe_load_all(rendered.stdout))
-    [job] = [document for document in documents if document["kind"] == "Job"]
+    documents = render_postsync(agent_sandbox, cluster)
+    job = the_one(documents, "Job")
     pod = job["spec"]["template"]["spec"]
-    pod["nodeSelector"] = {NODE_AGENT_LABEL: "podman"}
-    pod["tolerations"] = [NODE_AGENT_TAINT]
+    on_the_agent_node(pod)
     pod["volumes"].append({"name": "example-plugin", "hostPath": {"path": str(EXAMPLE_PLUGIN)}})
     [container] = pod["containers"]
     container["volumeMounts"].append({"name": "example-plugin", "mountPath": "/opt/example-plugin", "readOnly": True})
@@ -357,12 +334,8 @@ async def test_the_argocd_postsync_job_runs_in_our_image_as_its_service_account(
         input=json.dumps({"apiVersion": "v1", "kind": "List", "items": documents}).encode(),
     )
 
-    def finished(current: KubeObject | None) -> bool:
-        conditions = (current or {}).get("status", {}).get("conditions") or []
-        return any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions)
-
     with anyio.fail_after(WAIT_LIMIT):
-        done = await kube.wait_for(JOBS, job["metadata"]["name"], namespace, finished)
+        done = await kube.wait_for(JOBS, job["metadata"]["name"], namespace, job_finished)
     elapsed = time.monotonic() - started
     assert done is not None
     pods = (await kube.list(PODS, namespace, label_selector=f"job-name={job['metadata']['name']}"))["items"]

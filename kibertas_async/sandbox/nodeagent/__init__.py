@@ -30,12 +30,30 @@ from kibertas_async.sandbox.api import ApiError
 from kibertas_async.sandbox.errors import SandboxError
 from kibertas_async.sandbox.processes import ProcessSpec
 
-__all__ = ["NODE_AGENT_LABEL", "NODE_AGENT_TAINT", "NodeAgentAddon", "node_name", "pod_log_path", "podman_problem"]
+__all__ = [
+    "NODE_AGENT_LABEL",
+    "NODE_AGENT_TAINT",
+    "NOT_ON_THE_AGENT_NODE",
+    "NodeAgentAddon",
+    "node_name",
+    "pod_log_path",
+    "podman_problem",
+]
 
 NODE_AGENT_LABEL = "kibertas-async.io/node-agent"
 """Label (value ``podman``) and taint key of the agent's node."""
 NODE_AGENT_TAINT = {"key": NODE_AGENT_LABEL, "operator": "Equal", "value": "podman", "effect": "NoSchedule"}
 """The toleration a Pod needs to run on the agent's node."""
+NOT_ON_THE_AGENT_NODE = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": NODE_AGENT_LABEL, "operator": "DoesNotExist"}]}]
+        }
+    }
+}
+"""Pod ``affinity`` for the sandbox's kwok-only stand-ins that tolerate every taint (DaemonSets like the
+Helm charts'): without it their pods would land on the agent's node too, where podman would try to pull
+an image no registry serves here. A real cluster has no such node, so the stand-ins lose nothing."""
 _POLL_INTERVAL = 0.2
 
 

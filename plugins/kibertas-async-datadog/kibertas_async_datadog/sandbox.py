@@ -18,6 +18,7 @@ from typing import Any
 from kibertas_async.sandbox.addons import AddonContext
 from kibertas_async.sandbox.api import ApiError
 from kibertas_async.sandbox.errors import SandboxError
+from kibertas_async.sandbox.nodeagent import NOT_ON_THE_AGENT_NODE
 from kibertas_async.sandbox.processes import ProcessSpec
 from kibertas_async_datadog.standin import AGENT_NAME, API_KEY_ENV, APP_KEY_ENV
 
@@ -48,6 +49,7 @@ def agent_daemonset() -> dict[str, Any]:
                 "metadata": {"labels": AGENT_LABELS},
                 "spec": {
                     "tolerations": [{"operator": "Exists"}],
+                    "affinity": NOT_ON_THE_AGENT_NODE,
                     "containers": [
                         {
                             "name": "agent",

@@ -23,6 +23,7 @@ from typing import Any
 from kibertas_async.sandbox.addons import AddonContext
 from kibertas_async.sandbox.api import ApiError
 from kibertas_async.sandbox.errors import SandboxError
+from kibertas_async.sandbox.nodeagent import NOT_ON_THE_AGENT_NODE
 from kibertas_async.sandbox.processes import ProcessSpec
 from kibertas_async_fluent.shipper import FLUENTD_DAEMONSET
 
@@ -65,6 +66,7 @@ def fluentd_daemonset() -> dict[str, Any]:
                 "metadata": {"labels": FLUENTD_LABELS},
                 "spec": {
                     "tolerations": [{"operator": "Exists"}],
+                    "affinity": NOT_ON_THE_AGENT_NODE,
                     "containers": [
                         {
                             "name": "fluentd",
