@@ -380,6 +380,8 @@ def _dry_run_targets(args: argparse.Namespace) -> list[ClusterTarget]:
         if any(target.name == name for target in targets):
             raise UsageError(f"cluster {name!r} is given twice in --clusters")
         in_cluster = context == IN_CLUSTER
+        if in_cluster and not in_pod(os.environ):
+            raise UsageError("--clusters in-cluster only works inside a Kubernetes Pod")
         targets.append(ClusterTarget(name, None if in_cluster else context, None if in_cluster else joined, in_cluster))
     return targets
 

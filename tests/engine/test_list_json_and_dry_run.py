@@ -100,6 +100,7 @@ def test_dry_run_without_kubeconfig_or_clusters_names_the_current_context(
         (["--clusters", "a,,b"], "--clusters 'a,,b' has an empty entry"),
         (["--clusters", "a,a"], "cluster 'a' is given twice in --clusters"),
         (["--clusters", "x="], "--clusters entry 'x=' is empty"),
+        (["--clusters", "in-cluster"], "--clusters in-cluster only works inside a Kubernetes Pod"),
         (["--check-timeout", "soon"], "is not a duration"),
     ],
 )
