@@ -125,6 +125,7 @@ def report_from_dict(data: Mapping[str, Any]) -> RunReport:
                 for item in data["plugin_problems"]
             ],
             shard=None if shard is None else _shard_from_dict(shard),
+            kubernetes_versions={str(k): str(v) for k, v in (data.get("kubernetes_versions") or {}).items()},
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ValueError(f"malformed report: {type(error).__name__}: {error}") from None

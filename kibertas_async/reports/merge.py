@@ -89,5 +89,6 @@ def merge_reports(
         duration=(ended_at - started_at).total_seconds(),
         interrupted_by=next((r.interrupted_by for r in present if r.interrupted_by), None),
         plugin_problems=problems,
+        kubernetes_versions={k: v for report in present for k, v in report.kubernetes_versions.items()},
         shard=ShardInfo(count=count, assignment=assignment or (), merged=tuple(sorted(by_index)), missing=missing),
     )

@@ -84,6 +84,11 @@ def prepare_shard(plan: RunPlan, args: argparse.Namespace, environ: Mapping[str,
         return plan, setup
     if shard is None:
         shard = setup.shard = Shard(1, 1)
+    if setup.requested and plan.comparison is not None:
+        raise UsageError(
+            "--compare needs both clusters' results in one process: compare the merged report instead "
+            "(kibertas-async compare merged.json:OLD merged.json:NEW)"
+        )
     if not args.dry_run:
         if setup.requested and not stores:
             raise UsageError(

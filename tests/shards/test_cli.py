@@ -214,6 +214,7 @@ BAD_RUNS: list[tuple[list[str], dict[str, str], str]] = [
     (["--shard", "a/b"], {}, "--shard 'a/b' is not I/N"),
     ([], {"JOB_COMPLETION_INDEX": "1"}, "JOB_COMPLETION_INDEX=1 is set but KIBERTAS_ASYNC_SHARDS is not"),
     ([], {"KIBERTAS_ASYNC_SHARDS": "2"}, "KIBERTAS_ASYNC_SHARDS=2 is set but JOB_COMPLETION_INDEX is not"),
+    (["--shard", "1/2", "--compare", "alpha,beta"], {}, "--compare needs both clusters' results in one process"),
     ([], {"JOB_COMPLETION_INDEX": "2", "KIBERTAS_ASYNC_SHARDS": "2"}, "out of range"),
     (["--shard", "1/2", "--run-id", "r"], {}, "has nowhere to put its report"),
     (["--shard", "1/2", "--report-dir", "{reports}"], {}, "give every shard the same --run-id"),

@@ -126,6 +126,8 @@ def test_three_shards_on_six_clusters_merge_into_the_unsharded_run(
     assert len(merged["results"]) == len(whole["results"])
     assert merged["shard"]["merged"] == [1, 2, 3] and merged["shard"]["missing"] == []
     assert sorted(merged["clusters"]) == sorted(CLUSTERS)
+    assert merged["kubernetes_versions"] == whole["kubernetes_versions"]
+    assert sorted(merged["kubernetes_versions"]) == sorted(CLUSTERS)
     assert "shards: 3 of 3 reported (run sharded-on-six)" in out
 
 
