@@ -385,6 +385,8 @@ class Sandbox:
         lines = [
             f"state: {self.state_dir}",
             f"kubeconfig: {self.kubeconfig}",
+            f"settings: {self.run_config} (named by the kubeconfig's contexts)",
+            f"run every check: {self.run_command()}",
             f"kubernetes: v{self.kubernetes_version}",
         ]
         if self.etcd is not None:

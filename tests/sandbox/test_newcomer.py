@@ -70,6 +70,15 @@ def test_the_run_command_sandbox_up_prints_passes_every_check(
         command == f"KUBECONFIG={shlex.quote(str(kubeconfig))} kibertas-async run --all --clusters sandbox-1,sandbox-2"
     )
 
+    status = subprocess.run(
+        ["kibertas-async", "sandbox", "status", "--state-dir", str(state_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert f"run every check: {command}" in status.stdout.splitlines()
+
     # Each context names the settings file `up` wrote, and the section for its cluster.
     written = yaml.safe_load(kubeconfig.read_text())
     settings = state_dir / "kibertas-async.yaml"
