@@ -153,6 +153,10 @@ def test_a_missing_settings_file_is_one_line_and_exit_2(
 
 
 def test_an_unreadable_or_invalid_settings_file_is_one_line_and_exit_2(run_cli: RunCli, with_settings: Path) -> None:
+    with_settings.unlink()
+    with_settings.mkdir()  # unreadable as a file, even for root (who reads any file whatever its mode)
+    assert f"cannot read config file {with_settings}: Is a directory" in _usage_error(run_cli(*DRY_RUN))
+    with_settings.rmdir()
     with_settings.write_text("clusters: [not, a, mapping]\n")
     line = _usage_error(run_cli(*DRY_RUN))
     assert f"config file {with_settings}: 'clusters' must map each cluster name to option values" in line
