@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import atexit
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +12,12 @@ from kibertas_async.sandbox.build import binaries_for
 from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
 from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
 from kibertas_async.testing import TEST_CLUSTER_NAMES, ci_requires_sandbox, start_test_sandbox
+from kibertas_async.testing.runner import CheckRunner, RunResult, leftovers
 
-_SANDBOX_FIXTURES = frozenset({"sandbox", "sandbox_cluster"})
+_SANDBOX_FIXTURES = frozenset({"sandbox", "sandbox_cluster", "check_runner", "nothing_left"})
+
+NothingLeft = Callable[..., None]
+"""The ``nothing_left`` fixture's type: ``nothing_left()`` or ``nothing_left(run)``."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -57,3 +62,23 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 def sandbox_cluster(sandbox: Sandbox) -> SandboxCluster:
     """The first sandbox cluster, ``sandbox-1``."""
     return sandbox.cluster(TEST_CLUSTER_NAMES[0])
+
+
+@pytest.fixture
+def check_runner(sandbox: Sandbox, tmp_path: Path) -> CheckRunner:
+    """A :class:`~kibertas_async.testing.runner.CheckRunner` on both sandbox clusters, with the sandbox's
+    settings as ``--config``: ``check_runner.run("my-check", "--my-option", "x")``."""
+    return CheckRunner(sandbox, tmp_path / "kibertas-async-runs")
+
+
+@pytest.fixture
+def nothing_left(sandbox: Sandbox) -> NothingLeft:
+    """``nothing_left(run)`` asserts that no object carrying ``run``'s labels is left on any sandbox
+    cluster (every kind the API servers serve is listed); ``nothing_left()``: no object of any run."""
+
+    def check(run: RunResult | None = None) -> None:
+        run_id = None if run is None else run.run_id
+        found = leftovers(sandbox, run_id)
+        assert not found, f"left behind by {'run ' + run_id if run_id else 'kibertas-async'}: {found}"
+
+    return check

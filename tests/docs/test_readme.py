@@ -127,3 +127,25 @@ def test_example_plugin_passes_on_two_sandbox_clusters_and_leaves_nothing(
             sandbox, cluster, "get", "namespaces", "-l", "app.kubernetes.io/managed-by=kibertas-async", "-o", "name"
         )
         assert left.stdout.strip() == ""
+
+
+def test_the_example_plugin_ships_tests_that_pass_where_it_is_installed(
+    example_site: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """As its author would: the distribution installed, then ``pytest`` in its directory. The tests use the
+    kit kibertas-async installs (``check_runner``, ``nothing_left``, the ``sandbox`` fixture)."""
+    import shutil
+
+    checkout = tmp_path_factory.mktemp("example-checkout") / "example-plugin"
+    shutil.copytree(EXAMPLE, checkout)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=checkout,
+        env=_example_env(example_site),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "2 passed" in result.stdout, result.stdout[-2000:]
