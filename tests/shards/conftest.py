@@ -12,6 +12,7 @@ from kibertas_async.sandbox.build import binaries_for
 from kibertas_async.sandbox.runner import Sandbox, SandboxConfig
 from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
 from kibertas_async.testing import ci_requires_sandbox
+from tests.deploy.conftest import helm  # noqa: F401  (the fixture: helm from scripts/helm, built once)
 
 CLUSTERS = tuple(f"shard-{index}" for index in range(1, 7))
 

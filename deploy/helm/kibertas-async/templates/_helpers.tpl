@@ -35,11 +35,40 @@ plus the notification, with a minute to spare.
 {{- add (mul (int $t.cleanup) (int (include "kibertas-async.maxCleanupActions" .))) (int $t.notify) 60 -}}
 {{- end -}}
 
-{{/* The Job spec, shared by the Job and the CronJob's jobTemplate. Keep it equal to deploy/base/job.yaml. */}}
+{{/* Whether the Job is sharded (values shards >= 2; docs/sharding.md); refuses half a configuration. */}}
+{{- define "kibertas-async.sharded" -}}
+{{- if ge (int .Values.shards) 2 -}}
+{{- if .Values.schedule -}}
+{{- fail "shards and schedule cannot be combined (a CronJob creates one Job; the merge waits for a named one)" -}}
+{{- end -}}
+{{- if not (hasPrefix "s3://" .Values.sharding.reportS3) -}}
+{{- fail "shards needs sharding.reportS3 (s3://BUCKET/PREFIX/), where the shards write and the merge reads" -}}
+{{- end -}}
+{{- if not .Values.sharding.clusters -}}
+{{- fail "shards needs sharding.clusters, the kubeconfig contexts to check (comma-separated)" -}}
+{{- end -}}
+{{- if le (int .Values.sharding.mergeWait) (add (include "kibertas-async.activeDeadlineSeconds" .) (include "kibertas-async.terminationGracePeriodSeconds" .) | int) -}}
+{{- fail "sharding.mergeWait must exceed the shards' activeDeadlineSeconds + terminationGracePeriodSeconds" -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The Job spec, shared by the Job and the CronJob's jobTemplate. Keep it equal to deploy/base/job.yaml
+(and, sharded, to deploy/components/sharded). */}}
 {{- define "kibertas-async.jobSpec" -}}
+{{- $sharded := include "kibertas-async.sharded" . -}}
+{{- if $sharded -}}
+# Shards: no retry of any index, and one shard's NG does not stop the others (docs/sharding.md).
+completionMode: Indexed
+completions: {{ int .Values.shards }}
+parallelism: {{ int .Values.shards }}
+backoffLimitPerIndex: 0
+{{- else -}}
 # No retries: a failed pod may still be cleaning up for up to terminationGracePeriodSeconds, and a
 # retry would run a second set of checks beside it (docs/deploy.md).
 backoffLimit: 0
+{{- end }}
 activeDeadlineSeconds: {{ include "kibertas-async.activeDeadlineSeconds" . }}
 ttlSecondsAfterFinished: {{ .Values.ttlSecondsAfterFinished }}
 template:
@@ -83,6 +112,20 @@ template:
       - {{ . | quote }}
       {{- end }}
       env:
+      {{- if $sharded }}
+      - name: KIBERTAS_ASYNC_SHARDS
+        value: {{ int .Values.shards | quote }}
+      - name: KIBERTAS_ASYNC_RUN_ID
+        valueFrom:
+          fieldRef:
+            fieldPath: metadata.labels['batch.kubernetes.io/controller-uid']
+      - name: KIBERTAS_ASYNC_REPORT_S3
+        value: {{ .Values.sharding.reportS3 | quote }}
+      - name: KIBERTAS_ASYNC_CLUSTERS
+        value: {{ .Values.sharding.clusters | quote }}
+      - name: KUBECONFIG
+        value: /etc/kibertas-async-kubeconfig/kubeconfig
+      {{- end }}
       {{- /* The reference tool's Secret keys, all optional (docs/deploy.md, "The Secret"). */}}
       {{- range list "DD_API_KEY=dd-api-key" "DD_APP_KEY=dd-app-key" "CLUSTER_NAME=cluster-name" "DD_CLUSTER_NAME=cluster-name" "CHATWORK_ROOM_ID=chatwork-room-id" "CHATWORK_API_TOKEN=chatwork-api-token" }}
       {{- $pair := splitList "=" . }}
@@ -110,6 +153,11 @@ template:
       - name: config
         mountPath: /etc/kibertas-async
         readOnly: true
+      {{- if $sharded }}
+      - name: kubeconfig
+        mountPath: /etc/kibertas-async-kubeconfig
+        readOnly: true
+      {{- end }}
     volumes:
     - name: tmp
       emptyDir:
@@ -117,6 +165,11 @@ template:
     - name: config
       configMap:
         name: {{ include "kibertas-async.fullname" . }}-config
+    {{- if $sharded }}
+    - name: kubeconfig
+      secret:
+        secretName: {{ .Values.sharding.kubeconfigSecret }}
+    {{- end }}
     {{- with .Values.nodeSelector }}
     nodeSelector:
       {{- toYaml . | nindent 6 }}
