@@ -528,9 +528,9 @@ def add_compare_command(commands: SubParsers) -> None:
         "compare",
         help="compare two saved run reports (blue/green)",
         description=(
-            "Compare the results of an old and a new cluster from two --report-json files: per check both "
-            "outcomes, the step timings with their ratio and the add-on versions. A regression is a check "
-            "not OK on new where it was OK on old, a step more than --regression-factor times slower, or "
+            "Compare the results of an old and a new cluster from two --report-json files: per check both\n"
+            "outcomes, the step timings with their ratio and the add-on versions. A regression is a check\n"
+            "not OK on new where it was OK on old, a step more than --regression-factor times slower, or\n"
             "an add-on found on one side only; a version change is shown, not a regression."
         ),
         epilog="A report holding several clusters takes the cluster after a colon: report.json:old.\n"
