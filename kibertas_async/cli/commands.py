@@ -417,7 +417,10 @@ def _print_dry_run(
     from kibertas_async.options import format_duration
 
     out = sys.stdout
-    out.write(f"run {plan.run_id}: {len(plan.checks)} check(s) x {len(plan.clusters)} cluster(s); nothing is created\n")
+    size = f"{len(plan.checks)} check(s) x {len(plan.clusters)} cluster(s)"
+    if plan.cells is not None:
+        size = f"{len(plan.cells)} check(s) on {len(plan.clusters)} cluster(s), this shard's share"
+    out.write(f"run {plan.run_id}: {size}; nothing is created\n")
     for name in unknown_clusters:
         out.write(f"note: config file has settings for cluster {name!r}, which is not in this run\n")
     for name, context in settings.items():

@@ -192,6 +192,7 @@ def test_merge_waits_for_a_late_shard(run_cli: RunCli, tmp_path: Path) -> None:
 def test_dry_run_shows_which_shard_gets_what(run_cli: RunCli) -> None:
     result = run_cli("run", *CHECKS, "--clusters", CLUSTERS, "--shard", "2/3", "--dry-run")
     assert result.code == 0
+    assert "4 check(s) on 2 cluster(s), this shard's share; nothing is created" in result.out
     assert "shards (3; this is shard 2/3; each row: cluster: checks)" in result.out
     assert "  shard 2/3: 4 check(s)  <- this shard" in result.out
     sections = result.out.split("\nshards (")[1]
