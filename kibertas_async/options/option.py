@@ -86,8 +86,9 @@ class Option(Generic[T]):
         return self.parse(str(value))
 
     def is_set(self, value: object) -> bool:
-        """Whether ``value`` counts as set for :attr:`requires`: not ``None``, blank text or empty."""
-        if value is None or (isinstance(value, str) and not value.strip()):
+        """Whether ``value`` counts as set for :attr:`requires`: not ``None``, ``False`` (a switch that is
+        off needs nothing), blank text or empty."""
+        if value is None or value is False or (isinstance(value, str) and not value.strip()):
             return False
         return not (isinstance(value, tuple | list | dict | set | frozenset) and not value)
 

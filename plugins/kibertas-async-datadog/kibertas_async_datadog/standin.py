@@ -1,4 +1,6 @@
-"""A stand-in for Datadog's metrics query endpoint (``GET /api/v1/query``), fed by a real cluster.
+"""A stand-in for Datadog's metrics query endpoint (``GET /api/v1/query``), fed by a real cluster, and
+for the two intake endpoints the results notifier posts to (``POST /api/v1/events``, ``POST /api/v2/series``:
+an API key, Datadog's documented bodies, ``202``; what they accepted is served at ``GET /_standin/intake``).
 
 It answers as Datadog documents the endpoint:
 
@@ -181,6 +183,10 @@ class DatadogStandin:
         """The last queries: ``n`` (their number), ``at`` (monotonic arrival) and ``status``."""
         self.faults: deque[ScriptedFault] = deque()
         """Answers queued for the next authenticated queries, first first."""
+        self.events: list[dict[str, Any]] = []
+        """Events accepted by ``POST /api/v1/events``, as posted."""
+        self.series: list[dict[str, Any]] = []
+        """Series accepted by ``POST /api/v2/series``, as posted."""
 
     def application(self) -> web.Application:
         """The routes: the query endpoint, the stand-in's own endpoints and a health probe."""
@@ -188,6 +194,9 @@ class DatadogStandin:
 
         app = web.Application()
         app.router.add_get("/api/v1/query", self.query)
+        app.router.add_post("/api/v1/events", self.post_event)
+        app.router.add_post("/api/v2/series", self.post_series)
+        app.router.add_get("/_standin/intake", self.intake)
         app.router.add_get("/_standin/stats", self.stats)
         app.router.add_get("/_standin/requests", self.recent_requests)
         app.router.add_post("/_standin/faults", self.add_faults)
@@ -230,6 +239,49 @@ class DatadogStandin:
 
         self.faults.clear()
         return web.json_response({"pending": 0})
+
+    async def post_event(self, request: web.Request) -> web.Response:
+        """``POST /api/v1/events`` as Datadog documents it: an API key (no application key), JSON with a
+        ``title`` and a ``text``; ``202`` with ``{"status": "ok", "event": {...}}``."""
+        from aiohttp import web
+
+        if request.headers.get("DD-API-KEY") != self._api_key:
+            self.rejected += 1
+            return web.json_response({"errors": ["Forbidden"]}, status=403)
+        try:
+            event = json.loads(await request.text())
+        except ValueError:
+            return web.json_response({"errors": ["Invalid JSON"]}, status=400)
+        if not isinstance(event, dict) or not all(isinstance(event.get(key), str) for key in ("title", "text")):
+            return web.json_response({"errors": ["Event title and text are required"]}, status=400)
+        accepted = {**event, "id": len(self.events) + 1, "date_happened": event.get("date_happened", int(time.time()))}
+        self.events.append(accepted)
+        return web.json_response({"status": "ok", "event": accepted}, status=202)
+
+    async def post_series(self, request: web.Request) -> web.Response:
+        """``POST /api/v2/series`` as Datadog documents it: an API key, ``{"series": [{"metric", "type"?,
+        "points": [{"timestamp", "value"}], "tags"?, "unit"?}]}``, points no older than an hour and at most
+        ten minutes ahead; ``202`` with ``{"errors": []}``."""
+        from aiohttp import web
+
+        if request.headers.get("DD-API-KEY") != self._api_key:
+            self.rejected += 1
+            return web.json_response({"errors": ["Forbidden"]}, status=403)
+        try:
+            document = json.loads(await request.text())
+        except ValueError:
+            return web.json_response({"errors": ["Invalid JSON"]}, status=400)
+        problem = _series_problem(document, time.time())
+        if problem is not None:
+            return web.json_response({"errors": [problem]}, status=400)
+        self.series.extend(document["series"])
+        return web.json_response({"errors": []}, status=202)
+
+    async def intake(self, request: web.Request) -> web.Response:
+        """What the intake endpoints accepted: ``{"events": [...], "series": [...]}``."""
+        from aiohttp import web
+
+        return web.json_response({"events": self.events, "series": self.series})
 
     async def query(self, request: web.Request) -> web.Response:
         """``GET /api/v1/query``: authenticate, play a queued fault if any, validate, answer with this
@@ -368,6 +420,28 @@ async def serve(port: int, cluster_name: str, kubeconfig: str) -> None:
     finally:
         await runner.cleanup()
         await kube.aclose()
+
+
+def _series_problem(document: object, now: float) -> str | None:
+    """Why a ``POST /api/v2/series`` body is refused, or ``None``."""
+    if not isinstance(document, dict) or not isinstance(document.get("series"), list) or not document["series"]:
+        return "series is required"
+    for item in document["series"]:
+        if not isinstance(item, dict) or not isinstance(item.get("metric"), str) or not item["metric"]:
+            return "every series needs a metric name"
+        points = item.get("points")
+        if not isinstance(points, list) or not points:
+            return f"{item['metric']}: points are required"
+        for point in points:
+            if not isinstance(point, dict) or not isinstance(point.get("timestamp"), int):
+                return f"{item['metric']}: every point needs an integer timestamp"
+            if not now - 3600 <= point["timestamp"] <= now + 600:
+                return f"{item['metric']}: points must be at most 1 hour old and 10 minutes ahead"
+            if not isinstance(point.get("value"), int | float):
+                return f"{item['metric']}: every point needs a value"
+        if not all(isinstance(tag, str) for tag in item.get("tags", [])):
+            return f"{item['metric']}: tags must be strings"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
