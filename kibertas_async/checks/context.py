@@ -263,18 +263,33 @@ class CheckContext:
             listed = await self.kube.list(resource, namespace, label_selector=f"{OBJECT_ID_LABEL}={object_id}")
             return next((obj for obj in listed["items"] if self._is_ours(obj)), None)
 
-        async def delete() -> None:
+        requested: list[bool] = []
+        """Set once the DELETE went out and was accepted (``[True]``) or found nothing (``[False]``)."""
+
+        async def request_deletion() -> None:
             if "uid" not in known:
                 found = await find_ours()
                 if found is None:
+                    requested.append(False)
                     return
                 known.update(name=found["metadata"]["name"], uid=found["metadata"]["uid"])
-            if await self._delete_exact(resource, known["name"], namespace, known["uid"]) and wait_until_gone:
+            requested.append(await self._delete_exact(resource, known["name"], namespace, known["uid"]))
+
+        async def delete() -> None:
+            if not requested:
+                await request_deletion()
+            if requested[-1] and wait_until_gone:
                 await self.kube.wait_for(
                     resource, known["name"], namespace, lambda obj: obj is None or _uid(obj) != known["uid"]
                 )
 
-        handle = self.cleanup.push(f"delete {resource.kind} {where}{shown}", delete)
+        description = f"delete {resource.kind} {where}{shown}"
+        if wait_until_gone:
+            # The DELETE goes out when cleanup starts; the wait for it to be gone comes after every other
+            # undo action (see kibertas_async.checks.cleanup).
+            handle = self.cleanup.push(description, delete, begin=request_deletion, settle=True)
+        else:
+            handle = self.cleanup.push(description, delete)
         created = await self._post_retrying(resource, manifest, namespace, find_ours, handle)
         known.update(name=created["metadata"]["name"], uid=_uid(created))
         self.log.info("object.created", kind=resource.kind, name=f"{where}{known['name']}")

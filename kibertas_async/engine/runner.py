@@ -12,7 +12,7 @@ import contextlib
 import math
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -260,14 +260,18 @@ class Engine:
         result = CheckResult(
             check=check.name, cluster=target.name, outcome=Outcome.SKIPPED, started_at=datetime.now(UTC)
         )
+        exclusive = _Exclusive(
+            self._exclusive_locks.setdefault((target.name, check.exclusive), anyio.Lock())
+            if check.exclusive is not None
+            else None
+        )
         try:
             async with contextlib.AsyncExitStack() as limits:
-                if check.exclusive is not None:
-                    lock = self._exclusive_locks.setdefault((target.name, check.exclusive), anyio.Lock())
-                    await limits.enter_async_context(lock)
+                await exclusive.acquire()
+                limits.callback(exclusive.release)
                 await limits.enter_async_context(self._cluster_limits[target.name])
                 await limits.enter_async_context(self._global_limit)
-                await self._execute(target, check, result)
+                await self._execute(target, check, result, exclusive.release)
         except anyio.get_cancelled_exc_class():
             if result.outcome is Outcome.SKIPPED and not result.reason:
                 result.reason = f"not started: {self._cancel_reason()}"
@@ -287,8 +291,11 @@ class Engine:
             return f"run timeout of {self.plan.run_options[settings.RUN_TIMEOUT]:g}s reached"
         return "cancelled by the engine (no deadline had passed)"
 
-    async def _execute(self, target: ClusterTarget, check: type[Check], result: CheckResult) -> None:
-        """Run one check and its cleanup, filling in ``result`` (also when cancelled from outside)."""
+    async def _execute(
+        self, target: ClusterTarget, check: type[Check], result: CheckResult, undone: Callable[[], None]
+    ) -> None:
+        """Run one check and its cleanup, filling in ``result`` (also when cancelled from outside);
+        ``undone`` is called once every object the check made is deleted (only waits are left)."""
         options = self.plan.cluster_options[target.name]
         timeout = options[settings.CHECK_TIMEOUT] or check.timeout
         log = get_logger(run_id=self.plan.run_id, cluster=target.name, check=check.name)
@@ -337,12 +344,18 @@ class Engine:
             timed_out = self._stop_reason is None and self._run_deadline_passed()
             result.outcome, result.step = (Outcome.TIMEOUT if timed_out else Outcome.ERROR), waiting
             result.reason = self._cancel_reason() + (f" during step '{waiting}'" if waiting else "")
-            await self._finish(result, ctx, cleanup, started, log)
+            await self._finish(result, ctx, cleanup, started, log, undone)
             raise
-        await self._finish(result, ctx, cleanup, started, log)
+        await self._finish(result, ctx, cleanup, started, log, undone)
 
     async def _finish(
-        self, result: CheckResult, ctx: CheckContext | None, cleanup: CleanupStack, started: float, log: Any
+        self,
+        result: CheckResult,
+        ctx: CheckContext | None,
+        cleanup: CleanupStack,
+        started: float,
+        log: Any,
+        undone: Callable[[], None],
     ) -> None:
         def log_cleanup(item: CleanupResult) -> None:
             level = log.info if item.status in ("done", "kept") else log.warning
@@ -352,7 +365,7 @@ class Engine:
                 detail=item.detail or None,
             )
 
-        result.cleanup = await cleanup.run(on_result=log_cleanup)
+        result.cleanup = await cleanup.run(on_result=log_cleanup, on_undone=undone)
         result.duration = anyio.current_time() - started
         if ctx is not None:
             result.steps = list(ctx.results)
@@ -483,3 +496,26 @@ def _last_seen(ctx: CheckContext | None, step_name: str | None) -> str:
         if step.name == step_name and step.detail:
             return f" (last seen: {step.detail})"
     return ""
+
+
+class _Exclusive:
+    """A check's hold on its ``exclusive`` group's lock on one cluster (none: a check without a group).
+
+    Released as soon as the check's objects are deleted, before its cleanup waits for its namespaces to
+    disappear (the namespace controller takes 5 s to start on a deleted namespace): the next check of the
+    group need not wait for that. Releasing twice is a no-op.
+    """
+
+    def __init__(self, lock: anyio.Lock | None) -> None:
+        self._lock = lock
+        self._held = False
+
+    async def acquire(self) -> None:
+        if self._lock is not None:
+            await self._lock.acquire()
+            self._held = True
+
+    def release(self) -> None:
+        if self._lock is not None and self._held:
+            self._held = False
+            self._lock.release()

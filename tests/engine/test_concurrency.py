@@ -45,3 +45,22 @@ def test_exclusive_checks_never_overlap_on_one_cluster(run_cli: RunCli) -> None:
     assert _max_overlap(result.journal, key=lambda e: e["cluster"]) == {"alpha": 1, "beta": 1}
     # ...while the two clusters still run at the same time.
     assert _max_overlap(result.journal) == {"all": 2}
+
+
+def test_the_next_exclusive_check_starts_while_the_previous_one_only_waits_for_its_namespace(
+    run_cli: RunCli,
+) -> None:
+    """The exclusive lock covers a check's steps and its undo actions, not the waits that follow them."""
+    result = run_cli("run", "settling-a", "settling-b", "--clusters", "alpha", "--synthetic-delay", "0.3s")
+    assert result.code == 0
+    events = [(e["check"], e["event"], e.get("what")) for e in sorted(result.journal, key=lambda e: e["t"])]
+    first, second = events[0][0], ({"settling-a", "settling-b"} - {events[0][0]}).pop()
+    order = [(check, event) for check, event, _ in events]
+    # Never two at once in their steps and undo actions...
+    assert order.index((first, "cleanup")) < order.index((second, "enter"))
+    # ...but the second starts before the first has finished waiting, and every wait still runs.
+    assert order.index((second, "enter")) < order.index((first, "settled"))
+    assert order.count((first, "settled")) == order.count((second, "settled")) == 1
+    # A begin goes out before the undo actions: the wait overlaps them.
+    assert order.index((first, "begin")) < order.index((first, "cleanup"))
+    assert _max_overlap(result.journal) == {"all": 1}

@@ -395,6 +395,8 @@ def deployment_manifest(settings: IngressSettings) -> KubeObject:
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
+                    # A throwaway web server: no grace period, so its namespace is emptied without waiting.
+                    "terminationGracePeriodSeconds": 0,
                     "containers": [
                         {
                             "name": "web",

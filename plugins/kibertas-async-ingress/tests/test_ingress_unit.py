@@ -105,6 +105,7 @@ def test_deployment_and_service_match() -> None:
     deployment, service = deployment_manifest(chosen), service_manifest(chosen)
     pod = deployment["spec"]["template"]
     assert deployment["spec"]["replicas"] == 1
+    assert pod["spec"]["terminationGracePeriodSeconds"] == 0  # its namespace empties without waiting
     assert pod["spec"]["containers"][0]["image"] == "nginx:1.27"
     assert pod["spec"]["containers"][0]["ports"] == [{"name": "http", "containerPort": 80, "protocol": "TCP"}]
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
