@@ -17,7 +17,10 @@ Runs are hermetic: every environment variable an installed option reads (``KIBER
 reference tool's names, ``DD_API_KEY``, ``LOG_BUCKET_NAME``, ...) is hidden from the run unless the test
 passes it in ``env``, so a developer's shell never changes a test's result. By default the sandbox's own
 settings (``<state>/kibertas-async.yaml``, what ``sandbox up`` writes for its add-ons) are the run's
-``--config``. :func:`leftovers` lists every object that carries the run's labels, on every kind the API
+``--config``; ``run(..., settings={"sandbox-1": {"ingress-class": "traefik"}})`` lays a test's own values
+over them for one run. A test that signals a run midway starts it in the background instead
+(:meth:`CheckRunner.start`), follows its events as they arrive, and then waits for the same
+:class:`RunResult`. :func:`leftovers` lists every object that carries the run's labels, on every kind the API
 server serves (the discovery that ``kibertas-async cleanup`` uses), so "nothing left" means nothing.
 """
 
@@ -29,22 +32,37 @@ import io
 import itertools
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import IO, Any
 
 from kibertas_async.engine.results import CheckResult, RunReport
 from kibertas_async.sandbox.runner import Sandbox
 
-__all__ = ["CheckRunner", "RunResult", "find_leftovers", "leftovers", "option_environment_names"]
+__all__ = [
+    "BackgroundRun",
+    "CheckRunner",
+    "ClusterSettings",
+    "RunResult",
+    "find_leftovers",
+    "leftovers",
+    "option_environment_names",
+]
 
 SUBPROCESS_TIMEOUT = 900.0
 """Bound on one subprocess run (a guard against a hung test, not a performance assertion)."""
+
+ClusterSettings = Mapping[str, Mapping[str, object]]
+"""Option values per cluster, as under ``clusters:`` in a ``--config`` file: ``{"sandbox-1": {"ingress-class":
+"traefik"}}``."""
 
 
 @dataclass
@@ -110,9 +128,12 @@ class CheckRunner:
     """Runs ``kibertas-async run`` on a sandbox's clusters; see the module docstring.
 
     :param sandbox: the sandbox whose kubeconfig and settings the runs use.
-    :param work_dir: where reports go (one file per run).
+    :param work_dir: where reports and per-run settings files go (one of each per run).
     :param clusters: the clusters a run targets unless told otherwise (default: every cluster).
-    :param use_sandbox_settings: pass the sandbox's ``kibertas-async.yaml`` as ``--config``.
+    :param use_sandbox_settings: pass the sandbox's ``kibertas-async.yaml`` as ``--config``. Without it
+        the sandbox's kubeconfig still names that file (its contexts' ``kibertas-async.io/settings``), so
+        its values still apply, below environment and ``--config``; ``--ignore-kubeconfig-settings`` in a
+        run's arguments turns them off.
     """
 
     def __init__(
@@ -125,20 +146,28 @@ class CheckRunner:
     ) -> None:
         self.sandbox = sandbox
         self.work_dir = work_dir
-        self.clusters = tuple(clusters) if clusters is not None else tuple(c.name for c in sandbox.clusters)
+        self.clusters = _cluster_names(clusters) if clusters is not None else tuple(c.name for c in sandbox.clusters)
         self.use_sandbox_settings = use_sandbox_settings
         self.runs: list[RunResult] = []
-        """Every run so far, oldest first."""
+        """Every finished run so far, oldest first."""
         self._numbers = itertools.count(1)
 
-    def argv(self, *args: str, clusters: Sequence[str] | None = None, report: Path | None = None) -> list[str]:
-        """The full ``run`` arguments for ``args`` (checks and options), as :meth:`run` passes them."""
-        from kibertas_async.sandbox.addons.discovery import RUN_CONFIG_NAME
+    def argv(
+        self,
+        *args: str,
+        clusters: Sequence[str] | None = None,
+        report: Path | None = None,
+        config: Path | None = None,
+    ) -> list[str]:
+        """The full ``run`` arguments for ``args`` (checks and options), as :meth:`run` passes them.
 
+        :param config: the ``--config`` file (default: the sandbox's settings, if the runner uses them);
+            ignored when ``args`` has its own ``--config``.
+        """
         argv = ["run", *args, "--kubeconfig", str(self.sandbox.kubeconfig)]
-        argv += ["--clusters", ",".join(clusters if clusters is not None else self.clusters)]
-        settings = self.sandbox.state_dir / RUN_CONFIG_NAME
-        if self.use_sandbox_settings and settings.is_file() and "--config" not in args:
+        argv += ["--clusters", ",".join(_cluster_names(clusters) if clusters is not None else self.clusters)]
+        settings = config if config is not None else self.sandbox.run_config
+        if "--config" not in args and (config is not None or (self.use_sandbox_settings and settings.is_file())):
             argv += ["--config", str(settings)]
         if report is not None:
             argv += ["--report-json", str(report)]
@@ -146,11 +175,27 @@ class CheckRunner:
             argv += ["--log-format", "json"]
         return argv
 
+    def settings_file(self, settings: ClusterSettings, path: Path) -> Path:
+        """Write to ``path`` a ``--config`` file: the sandbox's settings (when the runner uses them) with
+        ``settings`` laid over each named cluster's values; returns ``path``."""
+        import yaml
+
+        document: dict[str, Any] = {}
+        if self.use_sandbox_settings and self.sandbox.run_config.is_file():
+            document = yaml.safe_load(self.sandbox.run_config.read_text(encoding="utf-8")) or {}
+        per_cluster = document.setdefault("clusters", {})
+        for cluster, values in settings.items():
+            per_cluster.setdefault(cluster, {}).update(values)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(document, sort_keys=True), encoding="utf-8")
+        return path
+
     def run(
         self,
         *args: str,
         clusters: Sequence[str] | None = None,
         env: Mapping[str, str] | None = None,
+        settings: ClusterSettings | None = None,
         in_process: bool = True,
     ) -> RunResult:
         """Run ``kibertas-async run ARGS`` and return what it produced.
@@ -158,23 +203,155 @@ class CheckRunner:
         :param args: check names and options, as on the command line (``"--all"``, ``"--tags", "dns"``).
         :param clusters: the clusters to target (default: the runner's).
         :param env: environment variables the run sees (every option's variables are hidden otherwise).
+        :param settings: option values per cluster for this run, laid over the sandbox's settings
+            (:meth:`settings_file`) and passed as ``--config``.
         :param in_process: run :func:`kibertas_async.cli.main` in this process (fast, debuggable), or
             ``python -m kibertas_async`` as a subprocess (signals, exit codes and imports as a user gets them).
         """
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        report = self.work_dir / f"report-{next(self._numbers)}.json"
-        report.unlink(missing_ok=True)
-        argv = self.argv(*args, clusters=clusters, report=report)
+        argv, report = self._prepare(args, clusters, settings)
         started = time.monotonic()
         if in_process:
             code, out, err = _run_in_process(argv, env or {})
         else:
             code, out, err = _run_subprocess(argv, env or {})
-        wall_time = time.monotonic() - started
+        return self._finish(argv, report, code, out, err, time.monotonic() - started)
+
+    def start(
+        self,
+        *args: str,
+        clusters: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        settings: ClusterSettings | None = None,
+    ) -> BackgroundRun:
+        """Start ``kibertas-async run ARGS`` as a subprocess and return at once, for a test that acts while
+        the run is under way (sends it a signal, breaks a cluster): the parameters are :meth:`run`'s. Use
+        it as a context manager, so a run the test did not wait for is killed::
+
+            with check_runner.start("my-check") as running:
+                for event in running.events():
+                    if event.get("event") == "step.started":
+                        break
+                running.send_signal(signal.SIGTERM)
+                run = running.wait()
+            assert run.code == 143
+        """
+        argv, report = self._prepare(args, clusters, settings)
+        with _environment(env or {}) as environment:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "kibertas_async", *argv],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=environment,
+            )
+        return BackgroundRun(self, argv, report, process)
+
+    def _prepare(
+        self, args: Sequence[str], clusters: Sequence[str] | None, settings: ClusterSettings | None
+    ) -> tuple[list[str], Path]:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        number = next(self._numbers)
+        report = self.work_dir / f"report-{number}.json"
+        report.unlink(missing_ok=True)
+        config = None if settings is None else self.settings_file(settings, self.work_dir / f"settings-{number}.yaml")
+        return self.argv(*args, clusters=clusters, report=report, config=config), report
+
+    def _finish(self, argv: list[str], report: Path, code: int, out: str, err: str, wall_time: float) -> RunResult:
         document = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else None
         result = RunResult(argv, code, out, err, document, wall_time)
         self.runs.append(result)
         return result
+
+
+class BackgroundRun:
+    """A run :meth:`CheckRunner.start` started: follow its :meth:`events`, signal it, :meth:`wait` for it.
+
+    Its stdout and stderr are read as they come (by two threads), so a run never blocks on a full pipe
+    while the test does something else.
+    """
+
+    def __init__(self, runner: CheckRunner, argv: list[str], report: Path, process: subprocess.Popen[str]) -> None:
+        self.argv = argv
+        """The arguments after ``kibertas-async``."""
+        self.process = process
+        """The ``python -m kibertas_async`` process."""
+        self._runner = runner
+        self._report = report
+        self._started = time.monotonic()
+        self._out: list[str] = []
+        self._err: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        assert process.stdout is not None and process.stderr is not None
+        self._readers = [
+            threading.Thread(target=self._read, args=(process.stdout, self._out, None), daemon=True),
+            threading.Thread(target=self._read, args=(process.stderr, self._err, self._lines), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream: IO[str], lines: list[str], follow: queue.Queue[str | None] | None) -> None:
+        for line in stream:
+            lines.append(line)
+            if follow is not None:
+                follow.put(line)
+        if follow is not None:
+            follow.put(None)
+
+    def events(self, timeout: float = SUBPROCESS_TIMEOUT) -> Iterator[dict[str, Any]]:
+        """The run's JSON events (stderr) as they arrive, until the run closes its stderr; each event is
+        yielded once. Stop iterating at any time; :meth:`wait`'s result still has them all.
+
+        :param timeout: seconds to wait for the next line before failing the test.
+        """
+        while True:
+            try:
+                line = self._lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no output from the run for {timeout:g}s: {self.argv}") from None
+            if line is None:
+                self._lines.put(None)  # the end stays visible to a later call
+                return
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    yield json.loads(line)
+
+    def send_signal(self, signum: int) -> None:
+        """Send ``signum`` (``signal.SIGTERM``, ``signal.SIGINT``) to the run."""
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = SUBPROCESS_TIMEOUT) -> RunResult:
+        """Wait for the run to end and return what it produced, as :meth:`CheckRunner.run` does."""
+        code = self.process.wait(timeout=timeout)
+        self._close()
+        wall_time = time.monotonic() - self._started
+        return self._runner._finish(self.argv, self._report, code, "".join(self._out), "".join(self._err), wall_time)
+
+    def __enter__(self) -> BackgroundRun:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """Kill the run if it is still going (the test failed, or never waited), and reap it."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self._close()
+
+    def _close(self) -> None:
+        """Read the pipes to their end and close them (an open pipe is a ResourceWarning)."""
+        for reader in self._readers:
+            reader.join()
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _cluster_names(clusters: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(clusters, str):  # a str is a Sequence[str]: "sandbox-1" would become "s,a,n,..."
+        raise TypeError(f"clusters must be a sequence of names, not the string {clusters!r}")
+    return tuple(clusters)
 
 
 def option_environment_names() -> set[str]:

@@ -7,18 +7,19 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Any
 
 import dns.message
 import dns.query
 import dns.rcode
 
+from kibertas_async import Outcome
 from kibertas_async.sandbox.runner import Sandbox
+from kibertas_async.testing.runner import RunResult
 from kibertas_async_ingress.sandbox import Zone, load_zone
 from kibertas_async_ingress.sandbox_controller import LOAD_BALANCER_DNS_ANNOTATION
 
-RunIngress = Callable[..., Any]
-"""The ``run_ingress`` fixture (see conftest.py): runs the CLI, returns an ``IngressRun``."""
+RunIngress = Callable[..., RunResult]
+"""The ``run_ingress`` fixture (see conftest.py): the ingress check through the kit's ``check_runner``."""
 
 PASSING_STEPS = [
     "check options",
@@ -41,41 +42,41 @@ def test_alb_publishes_a_host_name_that_resolves_and_goes_with_the_ingress(
     run_ingress: RunIngress, sandbox: Sandbox
 ) -> None:
     run = run_ingress()  # the sandbox's run config says ingress-class alb, as on EKS
-    assert run.code == 0, run.report
+    assert run.code == 0, run.report_json
     for cluster in ("sandbox-1", "sandbox-2"):
         result = run.result(cluster)
-        assert result["outcome"] == "passed", result
-        assert [step["name"] for step in result["steps"]] == PASSING_STEPS
+        assert result.outcome is Outcome.PASSED, result
+        assert [step.name for step in result.steps] == PASSING_STEPS
         zone = load_zone(sandbox.cluster(cluster).directory)
-        load_balancer = result["facts"]["load balancer"]
+        load_balancer = result.facts["load balancer"]
         assert re.fullmatch(rf"k8s-ingresst-sample-[0-9a-f]{{10}}\.elb\.{re.escape(zone.name)}", load_balancer)
         # external-dns made the host a CNAME to the load balancer's name, which resolves to its address.
         match = re.fullmatch(
-            rf"ingress-check\.{re.escape(zone.name)} -> {load_balancer} -> (127\.[0-9.]+)", result["facts"]["dns"]
+            rf"ingress-check\.{re.escape(zone.name)} -> {load_balancer} -> (127\.[0-9.]+)", result.facts["dns"]
         )
-        assert match, result["facts"]["dns"]
-        assert result["facts"]["http"] == f"GET http://ingress-check.{zone.name}/ -> 200"
+        assert match, result.facts["dns"]
+        assert result.facts["http"] == f"GET http://ingress-check.{zone.name}/ -> 200"
         # Deleting the Ingress (the check's cleanup) deletes its load balancer, DNS name included.
         deadline = time.monotonic() + 30
         while _rcode(zone, load_balancer) != "NXDOMAIN":
             assert time.monotonic() < deadline, f"{load_balancer} still resolves after its Ingress is gone"
             time.sleep(0.2)
-    first, second = (run.result(c)["facts"]["load balancer"] for c in ("sandbox-1", "sandbox-2"))
+    first, second = (run.result(c).facts["load balancer"] for c in ("sandbox-1", "sandbox-2"))
     assert first != second
 
 
 def test_nginx_publishes_an_ip_address(run_ingress: RunIngress, sandbox: Sandbox) -> None:
     run = run_ingress("--ingress-class", "nginx")
-    assert run.code == 0, run.report
+    assert run.code == 0, run.report_json
     for cluster in ("sandbox-1", "sandbox-2"):
         result = run.result(cluster)
-        assert result["outcome"] == "passed", result
-        assert [step["name"] for step in result["steps"]] == PASSING_STEPS
+        assert result.outcome is Outcome.PASSED, result
+        assert [step.name for step in result.steps] == PASSING_STEPS
         zone = load_zone(sandbox.cluster(cluster).directory)
-        address = result["facts"]["load balancer"]
+        address = result.facts["load balancer"]
         assert re.fullmatch(r"127\.[0-9.]+", address), address
-        assert result["facts"]["dns"] == f"ingress-check.{zone.name} -> {address}"
-        assert result["facts"]["http"] == f"GET http://ingress-check.{zone.name}/ -> 200"
+        assert result.facts["dns"] == f"ingress-check.{zone.name} -> {address}"
+        assert result.facts["http"] == f"GET http://ingress-check.{zone.name}/ -> 200"
 
 
 def test_a_load_balancer_host_name_that_does_not_resolve(run_ingress: RunIngress, sandbox: Sandbox) -> None:
@@ -86,17 +87,17 @@ def test_a_load_balancer_host_name_that_does_not_resolve(run_ingress: RunIngress
         f"{LOAD_BALANCER_DNS_ANNOTATION}=absent",
         "--ingress-dns-timeout",
         "3s",
-        clusters="sandbox-1",
+        clusters=["sandbox-1"],
     )
     assert run.code == 1
     result = run.result("sandbox-1")
-    assert result["outcome"] == "failed"
-    assert result["step"] == "resolve host"
-    load_balancer = result["facts"]["load balancer"]
+    assert result.outcome is Outcome.FAILED
+    assert result.step == "resolve host"
+    load_balancer = result.facts["load balancer"]
     assert load_balancer.endswith(f".elb.{zone.name}")
     host = f"ingress-check.{zone.name}"
-    assert result["reason"].startswith(f"{host} did not resolve to the load balancer ({load_balancer}) via ")
-    assert result["reason"].endswith(
+    assert result.reason.startswith(f"{host} did not resolve to the load balancer ({load_balancer}) via ")
+    assert result.reason.endswith(
         f"; the load balancer's host name does not resolve either: "
         f"{load_balancer} does not exist (NXDOMAIN from {zone.nameserver})"
     )

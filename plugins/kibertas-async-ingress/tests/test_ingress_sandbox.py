@@ -1,34 +1,33 @@
 """The ingress check against the sandbox: it passes on both clusters at once, and breaks as it should.
 
-Every test goes through the real CLI in-process and reads the JSON report; the ``run_ingress`` fixture
-then asserts that nothing labelled by the run is left in either cluster.
+Every test goes through the real CLI (the kit's ``check_runner``) and reads the JSON report; the
+``run_ingress`` fixture then asserts that nothing labelled by any run is left in either cluster.
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import dns.query
 import dns.tsigkeyring
 import dns.update
 
+from kibertas_async import Outcome
 from kibertas_async.kube import ClusterTarget, Informer, KubeClient, KubeObject, connect
 from kibertas_async.kube.resources import DEPLOYMENTS, ENDPOINTSLICES, INGRESSES, Resource
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import TEST_CLUSTER_NAMES
+from kibertas_async.testing.plugin import NothingLeft
+from kibertas_async.testing.runner import CheckRunner, RunResult
 from kibertas_async_ingress.sandbox import Zone, load_zone
 
-RunIngress = Callable[..., Any]
-"""The ``run_ingress`` fixture (see conftest.py): runs the CLI, returns an ``IngressRun``."""
+RunIngress = Callable[..., RunResult]
+"""The ``run_ingress`` fixture (see conftest.py): the ingress check through the kit's ``check_runner``."""
 
 PASSING_STEPS = [
     "check options",
@@ -44,44 +43,44 @@ PASSING_STEPS = [
 
 def test_passes_on_both_clusters_at_once(run_ingress: RunIngress, sandbox: Sandbox) -> None:
     run = run_ingress()
-    assert run.code == 0, run.report
+    assert run.code == 0, run.report_json
     for cluster in ("sandbox-1", "sandbox-2"):
         result = run.result(cluster)
-        assert result["outcome"] == "passed", result
-        assert [step["name"] for step in result["steps"]] == PASSING_STEPS
+        assert result.outcome is Outcome.PASSED, result
+        assert [step.name for step in result.steps] == PASSING_STEPS
         zone = load_zone(sandbox.cluster(cluster).directory)
-        address = result["facts"]["load balancer"]
+        address = result.facts["load balancer"]
         assert address.endswith(f".elb.{zone.name}")  # class alb: a host name, as an ALB publishes
-        assert result["facts"]["dns"].startswith(f"ingress-check.{zone.name} -> {address} -> 127.")
-        assert result["facts"]["http"] == f"GET http://ingress-check.{zone.name}/ -> 200"
-        seconds, requests = result["duration_seconds"], result["api_requests"]
+        assert result.facts["dns"].startswith(f"ingress-check.{zone.name} -> {address} -> 127.")
+        assert result.facts["http"] == f"GET http://ingress-check.{zone.name}/ -> 200"
+        seconds, requests = result.duration, result.api_requests
         print(f"\n{cluster}: ingress passed in {seconds:.2f}s with {requests} API requests")
-    first, second = (run.result(c)["facts"]["load balancer"] for c in ("sandbox-1", "sandbox-2"))
+    first, second = (run.result(c).facts["load balancer"] for c in ("sandbox-1", "sandbox-2"))
     assert first != second
 
 
 def test_without_dns_http_goes_straight_to_the_load_balancer(run_ingress: RunIngress) -> None:
     run = run_ingress("--ingress-skip-dns")
-    assert run.code == 0, run.report
+    assert run.code == 0, run.report_json
     for cluster in ("sandbox-1", "sandbox-2"):
         result = run.result(cluster)
-        assert [step["name"] for step in result["steps"]] == [s for s in PASSING_STEPS if s != "resolve host"]
-        assert "dns" not in result["facts"]
-        assert result["facts"]["http"] == f"GET http://ingress-check.{cluster}.sandbox.test/ -> 200"
+        assert [step.name for step in result.steps] == [s for s in PASSING_STEPS if s != "resolve host"]
+        assert "dns" not in result.facts
+        assert result.facts["http"] == f"GET http://ingress-check.{cluster}.sandbox.test/ -> 200"
 
 
 def test_unexpected_status_names_what_answered(run_ingress: RunIngress) -> None:
-    run = run_ingress("--ingress-expected-status", "204", "--ingress-http-timeout", "2s", clusters="sandbox-2")
+    run = run_ingress("--ingress-expected-status", "204", "--ingress-http-timeout", "2s", clusters=["sandbox-2"])
     result = run.result("sandbox-2")
-    assert result["outcome"] == "failed"
-    assert result["step"] == "http request"
-    assert result["reason"].startswith("GET http://ingress-check.sandbox-2.sandbox.test/ answered 200 OK (")
-    address = result["facts"]["dns"].rpartition(" -> ")[2]  # the address the load balancer's name resolved to
-    assert f"from {address} port 80, expected 204, for 2s; Service " in result["reason"]
-    assert result["reason"].endswith("/sample has 1 ready of 1 endpoints in 1 EndpointSlice(s)")
+    assert result.outcome is Outcome.FAILED
+    assert result.step == "http request"
+    assert result.reason.startswith("GET http://ingress-check.sandbox-2.sandbox.test/ answered 200 OK (")
+    address = result.facts["dns"].rpartition(" -> ")[2]  # the address the load balancer's name resolved to
+    assert f"from {address} port 80, expected 204, for 2s; Service " in result.reason
+    assert result.reason.endswith("/sample has 1 ready of 1 endpoints in 1 EndpointSlice(s)")
 
 
-def test_no_load_balancer_address(run_ingress: RunIngress, run_config: Callable[..., Path], sandbox: Sandbox) -> None:
+def test_no_load_balancer_address(run_ingress: RunIngress, sandbox: Sandbox) -> None:
     # sandbox-1: a class that exists but no controller serves; sandbox-2: a class that does not exist.
     api = sandbox.cluster("sandbox-1").api()
     api.create(
@@ -89,47 +88,45 @@ def test_no_load_balancer_address(run_ingress: RunIngress, run_config: Callable[
         {"metadata": {"name": "traefik"}, "spec": {"controller": "traefik.io/ingress-controller"}},
     )
     try:
-        config = run_config({"sandbox-1": {"ingress-class": "traefik"}, "sandbox-2": {"ingress-class": "missing"}})
-        run = run_ingress("--ingress-address-timeout", "3s", config=config)
+        classes = {"sandbox-1": {"ingress-class": "traefik"}, "sandbox-2": {"ingress-class": "missing"}}
+        run = run_ingress("--ingress-address-timeout", "3s", settings=classes)
     finally:
         api.request("DELETE", "/apis/networking.k8s.io/v1/ingressclasses/traefik")
     assert run.code == 1
     served_by_nobody, missing = run.result("sandbox-1"), run.result("sandbox-2")
     for result in (served_by_nobody, missing):
-        assert result["outcome"] == "failed"
-        assert result["step"] == "wait for load balancer"
-        assert "got no load-balancer address within 3s" in result["reason"]
+        assert result.outcome is Outcome.FAILED
+        assert result.step == "wait for load balancer"
+        assert "got no load-balancer address within 3s" in result.reason
     assert (
         "the controller of IngressClass traefik (traefik.io/ingress-controller) did not give it one"
-        in served_by_nobody["reason"]
+        in served_by_nobody.reason
     )
-    assert "IngressClass missing does not exist" in missing["reason"]
+    assert "IngressClass missing does not exist" in missing.reason
 
 
 def test_dns_record_missing(run_ingress: RunIngress, sandbox: Sandbox) -> None:
     # external-dns excludes unmanaged.<zone>: the Ingress is served, but its host is never published.
     zone = load_zone(sandbox.cluster("sandbox-1").directory)
     host = f"missing.{zone.unmanaged}"
-    run = run_ingress("--ingress-hostname", host, "--ingress-dns-timeout", "3s", clusters="sandbox-1")
+    run = run_ingress("--ingress-hostname", host, "--ingress-dns-timeout", "3s", clusters=["sandbox-1"])
     result = run.result("sandbox-1")
-    assert result["outcome"] == "failed"
-    assert result["step"] == "resolve host"
-    assert result["reason"].startswith(f"{host} did not resolve to the load balancer (k8s-")
-    assert (
-        f"via {zone.nameserver} within 3s: {host} does not exist (NXDOMAIN from {zone.nameserver})" in result["reason"]
-    )
+    assert result.outcome is Outcome.FAILED
+    assert result.step == "resolve host"
+    assert result.reason.startswith(f"{host} did not resolve to the load balancer (k8s-")
+    assert f"via {zone.nameserver} within 3s: {host} does not exist (NXDOMAIN from {zone.nameserver})" in result.reason
 
 
 def test_dns_record_pointing_elsewhere(run_ingress: RunIngress, sandbox: Sandbox) -> None:
     zone = load_zone(sandbox.cluster("sandbox-1").directory)
     host = f"elsewhere.{zone.unmanaged}"
     with dns_record(zone, host, "127.0.0.99"):
-        run = run_ingress("--ingress-hostname", host, "--ingress-dns-timeout", "3s", clusters="sandbox-1")
+        run = run_ingress("--ingress-hostname", host, "--ingress-dns-timeout", "3s", clusters=["sandbox-1"])
     result = run.result("sandbox-1")
-    assert result["outcome"] == "failed"
-    assert result["step"] == "resolve host"
-    address = result["facts"]["load balancer"]
-    assert f": {host} -> 127.0.0.99, not to the load balancer ({address})" in result["reason"]
+    assert result.outcome is Outcome.FAILED
+    assert result.step == "resolve host"
+    address = result.facts["load balancer"]
+    assert f": {host} -> 127.0.0.99, not to the load balancer ({address})" in result.reason
 
 
 def test_http_503_without_ready_endpoints(run_ingress: RunIngress, sandbox: Sandbox) -> None:
@@ -142,16 +139,16 @@ def test_http_503_without_ready_endpoints(run_ingress: RunIngress, sandbox: Sand
     disruptor = ScaleToZeroOnAddress(cluster.kubeconfig, on_done=external_dns.resume)
     disruptor.start()
     try:
-        run = run_ingress("--ingress-http-timeout", "3s", clusters="sandbox-1")
+        run = run_ingress("--ingress-http-timeout", "3s", clusters=["sandbox-1"])
     finally:
         external_dns.resume()
         disruptor.join(timeout=60)
     assert disruptor.error is None
     result = run.result("sandbox-1")
-    assert result["outcome"] == "failed"
-    assert result["step"] == "http request"
-    assert "GET http://ingress-check.sandbox-1.sandbox.test/ answered 503 Service Unavailable" in result["reason"]
-    assert result["reason"].endswith(
+    assert result.outcome is Outcome.FAILED
+    assert result.step == "http request"
+    assert "GET http://ingress-check.sandbox-1.sandbox.test/ answered 503 Service Unavailable" in result.reason
+    assert result.reason.endswith(
         f"expected 200, for 3s; Service {disruptor.namespace}/sample has 0 ready of 0 endpoints in 1 EndpointSlice(s)"
     )
 
@@ -160,37 +157,30 @@ def test_two_clusters_sharing_a_host_name_is_refused(run_ingress: RunIngress) ->
     run = run_ingress(
         "--ingress-hostname", "ingress-check.sandbox-1.sandbox.test", "--ingress-skip-dns", "--ingress-skip-http"
     )
-    refused = [r for r in run.report["results"] if r["step"] == "check options"]
+    refused = [r for r in run.results if r.step == "check options"]
     assert len(refused) == 1
-    assert refused[0]["outcome"] == "failed"
-    assert "host name ingress-check.sandbox-1.sandbox.test is also checked on cluster sandbox-" in refused[0]["reason"]
-    others = [r for r in run.report["results"] if r is not refused[0]]
-    assert [r["outcome"] for r in others] == ["passed"]
+    assert refused[0].outcome is Outcome.FAILED
+    assert "host name ingress-check.sandbox-1.sandbox.test is also checked on cluster sandbox-" in refused[0].reason
+    others = [r for r in run.results if r is not refused[0]]
+    assert [r.outcome for r in others] == [Outcome.PASSED]
 
 
 def test_sigterm_mid_check_leaves_nothing_behind(
-    sandbox: Sandbox, run_config: Callable[..., Path], leftovers: Callable[[], list[str]], tmp_path: Path
+    sandbox: Sandbox, check_runner: CheckRunner, nothing_left: NothingLeft
 ) -> None:
     # Hosts nobody publishes keep both clusters waiting in "resolve host" until the signal arrives.
     overrides = {
         name: {"ingress-hostname": f"never.{load_zone(sandbox.cluster(name).directory).unmanaged}"}
         for name in TEST_CLUSTER_NAMES
     }
-    report = tmp_path / "report.json"
-    argv = [sys.executable, "-m", "kibertas_async", "run", "ingress", "--kubeconfig", str(sandbox.kubeconfig)]
-    argv += ["--clusters", ",".join(TEST_CLUSTER_NAMES), "--config", str(run_config(overrides))]
-    argv += ["--report-json", str(report), "--log-format", "json"]
-    process = subprocess.Popen(argv, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with check_runner.start("ingress", settings=overrides) as running:
         for name in TEST_CLUSTER_NAMES:
             anyio.run(_wait_for_ingress_address, sandbox.cluster(name).kubeconfig)
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=120)
-    finally:
-        process.kill()
-    assert process.returncode == 143, err[-3000:]
-    assert "Traceback" not in err
-    assert leftovers() == []
+        running.send_signal(signal.SIGTERM)
+        run = running.wait(timeout=120)
+    assert run.code == 143, run.err[-3000:]
+    assert "Traceback" not in run.err
+    nothing_left()
 
 
 async def _wait_for_ingress_address(kubeconfig: Path) -> None:
