@@ -338,7 +338,7 @@ def _unknown_check(name: str, registry: Registry) -> str:
 
 def _check_report_paths(run_options: Any, registry: Registry) -> None:
     for option in registry.options:
-        if option.name in ("report-json", "junit-xml"):
+        if option.name in ("report-json", "junit-xml", "report-html"):
             path = run_options[option]
             if path is not None and not Path(path).parent.is_dir():
                 raise UsageError(f"{option.flag}: directory {Path(path).parent} does not exist")
@@ -543,6 +543,12 @@ def add_compare_command(commands: SubParsers) -> None:
     parser.add_argument("old", metavar="OLD.json[:CLUSTER]", help="the old cluster's report")
     parser.add_argument("new", metavar="NEW.json[:CLUSTER]", help="the new cluster's report")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
+    parser.add_argument(
+        "--report-html",
+        default=None,
+        metavar="PATH",
+        help="also write the comparison as one self-contained HTML page to this file",
+    )
     _add_regression_flags(parser)
     parser.set_defaults(handler=compare_command)
 
@@ -555,6 +561,9 @@ def compare_command(args: argparse.Namespace) -> int:
     from kibertas_async.compare.saved import load_side
     from kibertas_async.outputs.summary import format_comparison
 
+    html_path = Path(args.report_html) if args.report_html is not None else None
+    if html_path is not None and not html_path.parent.is_dir():
+        raise UsageError(f"--report-html: directory {html_path.parent} does not exist")
     old, new = load_side(args.old), load_side(args.new)
     old_name, new_name = old.cluster, new.cluster
     if old_name == new_name:  # two reports of clusters named alike: tell the sides apart
@@ -564,6 +573,10 @@ def compare_command(args: argparse.Namespace) -> int:
         print(json.dumps(comparison_to_dict(comparison), indent=2))
     else:
         print(format_comparison(comparison))
+    if html_path is not None:
+        from kibertas_async.outputs.html_report import render_comparison_html, write_page
+
+        write_page(html_path, render_comparison_html(comparison))
     return 0 if comparison.ok else 1
 
 

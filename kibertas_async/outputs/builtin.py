@@ -1,4 +1,4 @@
-"""The built-in reporters, registered as an ordinary plugin: summary table, JSON and JUnit files."""
+"""The built-in reporters, registered as an ordinary plugin: summary table, JSON, JUnit and HTML files."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from kibertas_async.hookspecs import hookimpl
 from kibertas_async.options import Option, OptionValues, optional, parse_bool
+from kibertas_async.outputs.html_report import HtmlReporter
 from kibertas_async.outputs.json_report import JsonReporter
 from kibertas_async.outputs.junit import JunitReporter
 from kibertas_async.outputs.protocols import Reporter
@@ -28,6 +29,15 @@ JUNIT_XML = Option[Path | None](
     per_cluster=False,
     metavar="PATH",
 )
+REPORT_HTML = Option[Path | None](
+    "report-html",
+    "Write the run report as one self-contained HTML page to this file: verdict, cluster x check grid, "
+    "timeline of every step, comparison, failures with their diagnostics.",
+    default=None,
+    parse=optional(Path),
+    per_cluster=False,
+    metavar="PATH",
+)
 SUMMARY = Option[bool](
     "summary",
     "Print the summary table on standard output at the end (default true).",
@@ -40,7 +50,7 @@ SUMMARY = Option[bool](
 @hookimpl
 def kibertas_async_register_options() -> list[Option[Any]]:
     """The report options."""
-    return [REPORT_JSON, JUNIT_XML, SUMMARY]
+    return [REPORT_JSON, JUNIT_XML, REPORT_HTML, SUMMARY]
 
 
 @hookimpl
@@ -55,4 +65,7 @@ def kibertas_async_register_reporters(options: OptionValues) -> list[Reporter]:
     junit_path = options[JUNIT_XML]
     if junit_path is not None:
         reporters.append(JunitReporter(junit_path))
+    html_path = options[REPORT_HTML]
+    if html_path is not None:
+        reporters.append(HtmlReporter(html_path))
     return reporters

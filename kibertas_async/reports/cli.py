@@ -146,7 +146,7 @@ def _check_output_paths(run_options: OptionValues, registry: Registry) -> None:
     from pathlib import Path
 
     for option in registry.options:
-        if option.name in ("report-json", "junit-xml"):
+        if option.name in ("report-json", "junit-xml", "report-html"):
             path = run_options[option]
             if path is not None and not Path(path).parent.is_dir():
                 raise UsageError(f"{option.flag}: directory {Path(path).parent} does not exist")
