@@ -140,6 +140,20 @@ def test_a_run_with_a_failure_reads_right_in_a_browser(
     assert details.get_attribute("open") is not None and reason.is_displayed()
     assert failed.reason in reason.text
     assert "wrong" not in browser.page_source  # the key is a secret: redacted before any reporter
+    # Its diagnostics (when the run collected any), each folded under the failure.
+    assert run.report_json is not None
+    (saved,) = [
+        item
+        for item in run.report_json["results"]
+        if (item["cluster"], item["check"]) == ("sandbox-1", "datadog-agent")
+    ]
+    titles = [
+        item.get_attribute("textContent")
+        for item in details.find_elements("css selector", "details.diagnostic > summary")
+    ]
+    assert len(titles) == len(saved.get("diagnostics", []))
+    for title, diagnostic in zip(titles, saved.get("diagnostics", []), strict=True):
+        assert title.startswith(diagnostic["title"])
 
     desktop = screenshot(browser, tmp_path / "desktop.png", DESKTOP)
 

@@ -176,6 +176,19 @@ def test_a_failure_has_its_reason_steps_cleanup_facts_and_diagnostics_folded_und
     assert elements.having("a", href=f"#{failures[0]['id']}")
 
 
+def test_the_engine_s_own_diagnostics_render_too() -> None:
+    """``CheckResult.diagnostics`` of :class:`kibertas_async.engine.results.Diagnostic`, where it exists."""
+    from kibertas_async.engine import results
+
+    diagnostic_class = getattr(results, "Diagnostic", FakeDiagnostic)
+    report = sample_report()
+    report.results[1].diagnostics = [diagnostic_class("pod ns/agent-1", "CrashLoopBackOff", ["restarts: 5"])]  # type: ignore[attr-defined]
+
+    page = render_html(report)
+
+    assert "CrashLoopBackOff" in page and "pod ns/agent-1" in page and "<pre>restarts: 5</pre>" in page
+
+
 def test_everything_from_a_cluster_is_escaped() -> None:
     report = sample_report(run_id=HOSTILE, clusters=["old", HOSTILE], checks=["ingress", HOSTILE])
     result = report.results[1]
