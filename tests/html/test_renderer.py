@@ -348,3 +348,36 @@ def test_report_merge_writes_the_page_of_the_whole_run(run_cli: RunCli, tmp_path
     assert "error" in outcomes and len(Elements(page).having("td", class_="cell")) == 4
     bad = run_cli("report", "merge", str(reports), "--report-html", str(tmp_path / "nope" / "m.html"))
     assert bad.code == 2 and "--report-html: directory" in bad.err
+
+
+def test_the_timeline_shows_exclusive_checks_one_after_the_other(run_cli: RunCli, tmp_path: Path) -> None:
+    """Two checks of one ``exclusive`` group on a cluster never overlap, and a third runs beside them."""
+    path = tmp_path / "run.html"
+
+    result = run_cli(
+        "run",
+        "exclusive-a",
+        "exclusive-b",
+        "sleeper-1",
+        "--clusters",
+        "alpha",
+        "--synthetic-delay",
+        "0.5s",
+        "--report-html",
+        str(path),
+    )
+
+    assert result.code == 0, result.err
+    elements = Elements(path.read_text(encoding="utf-8"))
+
+    def band(check: str) -> tuple[float, float]:
+        """The check's dashed band, as percentages of the run: (start, end)."""
+        index = next(i for i, (tag, a) in enumerate(elements.tags) if a.get("data-check") == check and tag == "div")
+        span = next(a for tag, a in elements.tags[index:] if "span" in a.get("class", "").split())
+        left, width = (float(part.split(":")[1].rstrip("%")) for part in span["style"].rstrip(";").split(";"))
+        return left, left + width
+
+    first, second = sorted([band("exclusive-a"), band("exclusive-b")])
+    assert first[1] <= second[0] + 0.5  # one after the other (0.5%: the rounding of the places)
+    sleeper = band("sleeper-1")
+    assert sleeper[0] < first[1]  # the sleeper started while the first exclusive check was running
