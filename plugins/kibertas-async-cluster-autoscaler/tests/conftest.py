@@ -1,5 +1,6 @@
-"""Fixtures of the scale-up checks' tests: run the real CLI against the sandbox, read its JSON report,
-prove that nothing the run created remains and that the sandbox autoscaler scaled back down.
+"""Fixtures of the scale-up checks' tests: the kit's ``check_runner`` runs the real CLI against the sandbox
+and ``nothing_left`` proves that nothing a run created remains; here, the sandbox autoscaler must scale
+back down too.
 
 The sandbox is shared by the whole session, so every test starts from the same cluster state, checked
 and restored by :func:`restore_cluster_state`: kwok's four nodes untainted, uncordoned and Ready, the
@@ -13,21 +14,19 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import anyio
 import pytest
 
-from kibertas_async.checks.context import MANAGED_BY, MANAGED_BY_LABEL
-from kibertas_async.cli import main
 from kibertas_async.kube import ClusterTarget, Informer, connect
 from kibertas_async.kube.resources import NODES
 from kibertas_async.sandbox.addons import AddonContext
 from kibertas_async.sandbox.runner import Sandbox
-from kibertas_async.testing import TEST_CLUSTER_NAMES, kubectl
+from kibertas_async.testing import kubectl
+from kibertas_async.testing.plugin import NothingLeft
+from kibertas_async.testing.runner import CheckRunner, RunResult
 from kibertas_async_cluster_autoscaler.checks import NODECLAIMS
 from kibertas_async_cluster_autoscaler.sandbox.addon import SandboxAutoscalerAddon
 from kibertas_async_cluster_autoscaler.sandbox.config import (
@@ -44,54 +43,6 @@ NODE_CONTROLLER_TAINTS = "node.kubernetes.io/"
 """Prefix of the taints the node lifecycle controller manages itself (not-ready, unreachable, ...)."""
 SCALED_BACK_TIMEOUT = 120.0
 """Generous bound on the sandbox autoscaler's scale-down (its delay is 5 s) on a busy machine."""
-
-
-@dataclass
-class Run:
-    """One in-process ``kibertas-async run``: exit code, JSON report, wall time."""
-
-    code: int
-    report: dict[str, Any]
-    wall_time: float
-
-    def result(self, check: str, cluster: str) -> dict[str, Any]:
-        """The report's result of ``check`` on ``cluster``."""
-        found: dict[str, Any] = next(
-            r for r in self.report["results"] if r["check"] == check and r["cluster"] == cluster
-        )
-        return found
-
-
-def run_checks(sandbox: Sandbox, tmp_path: Path, *args: str, clusters: tuple[str, ...] = TEST_CLUSTER_NAMES) -> Run:
-    """``kibertas-async run ARGS`` against ``clusters`` of the sandbox, through the real CLI in-process."""
-    report_path = tmp_path / f"report-{time.monotonic_ns()}.json"
-    started = time.monotonic()
-    code = main(
-        [
-            "run",
-            *args,
-            "--kubeconfig",
-            str(sandbox.kubeconfig),
-            "--clusters",
-            ",".join(clusters),
-            "--report-json",
-            str(report_path),
-            "--log-format",
-            "json",
-        ]
-    )
-    wall_time = time.monotonic() - started
-    return Run(code, json.loads(report_path.read_text(encoding="utf-8")), wall_time)
-
-
-def assert_nothing_left(sandbox: Sandbox) -> None:
-    """No namespace, Deployment or pod labelled as ours remains in any sandbox cluster."""
-    selector = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-    for cluster in sandbox.clusters:
-        api = cluster.api()
-        for path in ("/api/v1/namespaces", "/apis/apps/v1/deployments", "/api/v1/pods"):
-            items = api.get(f"{path}?labelSelector={selector}")["items"]
-            assert not items, f"{cluster.name}: left behind: {[i['metadata']['name'] for i in items]}"
 
 
 def wait_scaled_back(sandbox: Sandbox) -> None:
@@ -216,7 +167,7 @@ def _patch_settings(sandbox: Sandbox, cluster: str, data: dict[str, str | None])
     )
 
 
-RunChecks = Callable[..., Run]
+RunChecks = Callable[..., RunResult]
 AutoscalerSettings = Callable[..., contextlib.AbstractContextManager[None]]
 
 
@@ -227,25 +178,26 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def clean_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
+def clean_sandbox(sandbox: Sandbox, nothing_left: NothingLeft) -> Iterator[Sandbox]:
     """The sandbox in its start state (:func:`restore_cluster_state`, whatever earlier tests of the session
     left); after the test, checked: nothing of ours left, and the start state restored again."""
     restored = restore_cluster_state(sandbox)
     if restored:
         print(f"restored before the test: {'; '.join(restored)}")  # shown with the test's output on failure
     yield sandbox
-    assert_nothing_left(sandbox)
+    nothing_left()
     restore_cluster_state(sandbox)
 
 
 @pytest.fixture
-def run(clean_sandbox: Sandbox, tmp_path: Path) -> RunChecks:
-    """``run("cluster-autoscaler", "--flag", ..., clusters=(...))``: :func:`run_checks` on the clean sandbox."""
+def run(clean_sandbox: Sandbox, check_runner: CheckRunner) -> RunChecks:
+    """``run("cluster-autoscaler", "--flag", ..., clusters=(...))``: :meth:`CheckRunner.run` on the clean
+    sandbox (every cluster unless told otherwise)."""
 
-    def run_in_sandbox(*args: str, clusters: tuple[str, ...] = TEST_CLUSTER_NAMES) -> Run:
+    def run_in_sandbox(*args: str, clusters: Sequence[str] | None = None) -> RunResult:
         # Bounded well below the per-test timeout, so a scale-up that never comes fails with a report.
         bounds = () if "--scale-up-timeout" in args else ("--scale-up-timeout", "90s")
-        return run_checks(clean_sandbox, tmp_path, *args, *bounds, clusters=clusters)
+        return check_runner.run(*args, *bounds, clusters=clusters)
 
     return run_in_sandbox
 

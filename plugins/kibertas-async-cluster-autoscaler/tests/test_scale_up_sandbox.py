@@ -7,52 +7,59 @@ autoscaler added are gone again, so the next test counts the same nodes.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import timedelta
 
+from kibertas_async import Outcome
 from kibertas_async.testing import TEST_CLUSTER_NAMES
+from kibertas_async.testing.runner import RunResult
+
+RunChecks = Callable[..., RunResult]
+"""The ``run`` fixture (see conftest.py): ``run("karpenter", "--flag", ..., clusters=(...))``."""
+AutoscalerSettings = Callable[..., AbstractContextManager[None]]
+"""The ``sandbox_autoscaler`` fixture: ``with sandbox_autoscaler(enabled="false"):``."""
 
 
-def _show(done: Any, check: str) -> None:
+def _show(done: RunResult, check: str) -> None:
     """Print the figures the issue asks for (visible with ``pytest -s``)."""
     for cluster in TEST_CLUSTER_NAMES:
-        with_result = [r for r in done.report["results"] if r["check"] == check and r["cluster"] == cluster]
-        for result in with_result:
+        for result in [r for r in done.results if r.check == check and r.cluster == cluster]:
             print(
-                f"{check} on {cluster}: {result['outcome']} in {result['duration_seconds']}s, "
-                f"{result['api_requests']} API requests; run wall time {done.wall_time:.1f}s"
+                f"{check} on {cluster}: {result.outcome.value} in {result.duration}s, "
+                f"{result.api_requests} API requests; run wall time {done.wall_time:.1f}s"
             )
 
 
-def test_cluster_autoscaler_passes_on_both_clusters_and_names_the_new_node(run: Any) -> None:
+def test_cluster_autoscaler_passes_on_both_clusters_and_names_the_new_node(run: RunChecks) -> None:
     done = run("cluster-autoscaler")
     _show(done, "cluster-autoscaler")
-    assert done.code == 0, done.report
+    assert done.code == 0, done.report_json
     for cluster in TEST_CLUSTER_NAMES:
-        result = done.result("cluster-autoscaler", cluster)
-        assert result["outcome"] == "passed", result
-        assert result["facts"]["schedulable nodes before"].startswith("2 (kwok-node-3, kwok-node-4)")
-        assert result["facts"]["nodes joined"].startswith("autoscaled-spot-")
-        assert "hosts a probe pod" in result["facts"]["nodes joined"]
-        assert "until 3/3 Ready" in result["facts"]["scale-up took"]
-        assert [step["name"] for step in result["steps"]] == [
+        result = done.result(cluster, "cluster-autoscaler")
+        assert result.outcome is Outcome.PASSED, result
+        assert result.facts["schedulable nodes before"].startswith("2 (kwok-node-3, kwok-node-4)")
+        assert result.facts["nodes joined"].startswith("autoscaled-spot-")
+        assert "hosts a probe pod" in result.facts["nodes joined"]
+        assert "until 3/3 Ready" in result.facts["scale-up took"]
+        assert [step.name for step in result.steps] == [
             "find node group",
             "count schedulable nodes",
             "create probe Deployment",
             "wait for scale-up",
             "report joined nodes",
         ]
-        assert {item["status"] for item in result["cleanup"]} == {"done"}
+        assert {item.status for item in result.cleanup} == {"done"}
 
 
-def test_karpenter_reports_the_nodeclaim_and_verifies_scale_down(run: Any) -> None:
+def test_karpenter_reports_the_nodeclaim_and_verifies_scale_down(run: RunChecks) -> None:
     done = run("karpenter", "--verify-scale-down")
     _show(done, "karpenter")
-    assert done.code == 0, done.report
+    assert done.code == 0, done.report_json
     for cluster in TEST_CLUSTER_NAMES:
-        result = done.result("karpenter", cluster)
-        assert result["outcome"] == "passed", result
-        facts = result["facts"]
+        result = done.result(cluster, "karpenter")
+        assert result.outcome is Outcome.PASSED, result
+        facts = result.facts
         assert facts["NodePool"] == "default"
         assert facts["nodes joined"].startswith("karpenter-default-")
         node = facts["nodes joined"].split(" ")[0]
@@ -62,108 +69,107 @@ def test_karpenter_reports_the_nodeclaim_and_verifies_scale_down(run: Any) -> No
         assert facts["scale-down"].startswith(f"{claim}, {node} removed")
 
 
-def test_node_count_checks_never_run_at_once_on_one_cluster(run: Any) -> None:
+def test_node_count_checks_never_run_at_once_on_one_cluster(run: RunChecks) -> None:
     done = run("cluster-autoscaler", "karpenter", clusters=("sandbox-1",))
-    assert done.code == 0, done.report
+    assert done.code == 0, done.report_json
     spans = []
     for check in ("cluster-autoscaler", "karpenter"):
-        result = done.result(check, "sandbox-1")
-        assert result["outcome"] == "passed", result
-        started = datetime.fromisoformat(result["started_at"])
-        spans.append((started, started + timedelta(seconds=result["duration_seconds"])))
+        result = done.result("sandbox-1", check)
+        assert result.outcome is Outcome.PASSED, result
+        spans.append((result.started_at, result.started_at + timedelta(seconds=result.duration)))
     (_, first_end), (second_start, _) = sorted(spans)
     # Each span runs from the check's start to the end of its cleanup: one must end before the other starts.
     assert first_end <= second_start + timedelta(milliseconds=5), spans
 
 
 def test_autoscaler_absent_times_out_in_the_wait_step_with_the_scheduler_reason(
-    run: Any, sandbox_autoscaler: Any
+    run: RunChecks, sandbox_autoscaler: AutoscalerSettings
 ) -> None:
     with sandbox_autoscaler(enabled="false"):
         done = run("cluster-autoscaler", "--scale-up-timeout", "6s")
     assert done.code == 1
     for cluster in TEST_CLUSTER_NAMES:
-        result = done.result("cluster-autoscaler", cluster)
-        assert result["outcome"] == "timeout", result
-        assert result["step"] == "wait for scale-up"
-        reason = result["reason"]
+        result = done.result(cluster, "cluster-autoscaler")
+        assert result.outcome is Outcome.TIMEOUT, result
+        assert result.step == "wait for scale-up"
+        reason = result.reason
         assert re.match(
             r"step 'wait for scale-up' did not finish within 6s \(last seen: \d/\d ready, \d Pending: "
             r"FailedScheduling: 0/4 nodes are available: ",
             reason,
         ), reason
         assert "didn't match pod anti-affinity rules" in reason
-        assert {item["status"] for item in result["cleanup"]} == {"done"}
+        assert {item.status for item in result.cleanup} == {"done"}
 
 
-def test_scale_down_that_does_not_happen_times_out_naming_the_node(run: Any, sandbox_autoscaler: Any) -> None:
+def test_scale_down_that_does_not_happen_times_out_naming_the_node(
+    run: RunChecks, sandbox_autoscaler: AutoscalerSettings
+) -> None:
     with sandbox_autoscaler(scale_down_delay="3600"):
         done = run("cluster-autoscaler", "--verify-scale-down", "--scale-down-timeout", "4s")
     assert done.code == 1
     for cluster in TEST_CLUSTER_NAMES:
-        result = done.result("cluster-autoscaler", cluster)
-        assert result["outcome"] == "timeout", result
-        assert result["step"] == "wait for scale-down"
-        node = result["facts"]["nodes joined"].split(" ")[0]
-        assert (
-            result["reason"] == f"step 'wait for scale-down' did not finish within 4s (last seen: still there: {node})"
-        )
+        result = done.result(cluster, "cluster-autoscaler")
+        assert result.outcome is Outcome.TIMEOUT, result
+        assert result.step == "wait for scale-down"
+        node = result.facts["nodes joined"].split(" ")[0]
+        assert result.reason == f"step 'wait for scale-down' did not finish within 4s (last seen: still there: {node})"
 
 
-def test_karpenter_fails_when_the_nodepool_does_not_exist(run: Any) -> None:
+def test_karpenter_fails_when_the_nodepool_does_not_exist(run: RunChecks) -> None:
     done = run("karpenter", "--karpenter-nodepool", "gpu")
     assert done.code == 1
     for cluster in TEST_CLUSTER_NAMES:
-        result = done.result("karpenter", cluster)
-        assert result["outcome"] == "failed", result
-        assert result["step"] == "find node group"
-        assert result["reason"] == "NodePool 'gpu' does not exist; NodePools here: default"
+        result = done.result(cluster, "karpenter")
+        assert result.outcome is Outcome.FAILED, result
+        assert result.step == "find node group"
+        assert result.reason == "NodePool 'gpu' does not exist; NodePools here: default"
 
 
-def test_node_group_at_its_maximum_times_out_with_the_autoscalers_word(run: Any, sandbox_autoscaler: Any) -> None:
+def test_node_group_at_its_maximum_times_out_with_the_autoscalers_word(
+    run: RunChecks, sandbox_autoscaler: AutoscalerSettings
+) -> None:
     with sandbox_autoscaler(max_nodes="0"):
         done = run("cluster-autoscaler", "karpenter", "--scale-up-timeout", "5s")
     assert done.code == 1
     for cluster in TEST_CLUSTER_NAMES:
-        autoscaler = done.result("cluster-autoscaler", cluster)
-        assert (autoscaler["outcome"], autoscaler["step"]) == ("timeout", "wait for scale-up"), autoscaler
-        assert autoscaler["reason"].endswith(
+        autoscaler = done.result(cluster, "cluster-autoscaler")
+        assert (autoscaler.outcome, autoscaler.step) == (Outcome.TIMEOUT, "wait for scale-up"), autoscaler
+        assert autoscaler.reason.endswith(
             "; cluster-autoscaler: NotTriggerScaleUp: pod didn't trigger scale-up: 1 max node group size reached)"
         )
-        karpenter = done.result("karpenter", cluster)
-        assert (karpenter["outcome"], karpenter["step"]) == ("timeout", "wait for scale-up"), karpenter
-        assert karpenter["reason"].endswith(
+        karpenter = done.result(cluster, "karpenter")
+        assert (karpenter.outcome, karpenter.step) == (Outcome.TIMEOUT, "wait for scale-up"), karpenter
+        assert karpenter.reason.endswith(
             "; karpenter: FailedScheduling: Failed to schedule pod, all available instance types exceed limits "
             'for nodepool: "default")'
         )
 
 
 def test_tainted_nodes_are_not_counted_unless_the_probe_tolerates_them(
-    run: Any, tainted_spot_node: str, scaled_back: Any
+    run: RunChecks, tainted_spot_node: str, scaled_back: Callable[[], None]
 ) -> None:
     untolerated = run("cluster-autoscaler")
     scaled_back()  # else the first run's node, still there, is counted by the second
     tolerated = run("cluster-autoscaler", "--scale-up-tolerations", tainted_spot_node)
     assert (untolerated.code, tolerated.code) == (0, 0), [
-        (r["cluster"], r["outcome"], r["step"], r["reason"], r["facts"])
-        for done in (untolerated, tolerated)
-        for r in done.report["results"]
+        (r.cluster, r.outcome, r.step, r.reason, r.facts) for done in (untolerated, tolerated) for r in done.results
     ]
     for cluster in TEST_CLUSTER_NAMES:
-        facts = untolerated.result("cluster-autoscaler", cluster)["facts"]
+        facts = untolerated.result(cluster, "cluster-autoscaler").facts
         assert facts["schedulable nodes before"] == (
             "1 (kwok-node-3); not counted: kwok-node-4 (tainted dedicated=spot:NoSchedule)"
         )
         assert "until 2/2 Ready" in facts["scale-up took"]
-        facts = tolerated.result("cluster-autoscaler", cluster)["facts"]
+        facts = tolerated.result(cluster, "cluster-autoscaler").facts
         assert facts["schedulable nodes before"] == "2 (kwok-node-3, kwok-node-4)"
         assert "until 3/3 Ready" in facts["scale-up took"]
 
 
-def test_karpenter_is_skipped_where_its_api_is_not_served(run: Any, without_nodepool_api: None) -> None:
+def test_karpenter_is_skipped_where_its_api_is_not_served(run: RunChecks, without_nodepool_api: None) -> None:
     done = run("karpenter")
-    assert done.code == 0, done.report
+    assert done.code == 0, done.report_json
     for cluster in TEST_CLUSTER_NAMES:
-        result = done.result("karpenter", cluster)
-        assert (result["outcome"], result["step"]) == ("skipped", "find node group"), result
-        assert result["reason"] == "the karpenter.sh/v1 API is not served here: Karpenter is not installed"
+        result = done.result(cluster, "karpenter")
+        assert (result.outcome, result.step) == (Outcome.SKIPPED, "find node group"), result
+        assert result.reason == "the karpenter.sh/v1 API is not served here: Karpenter is not installed"
