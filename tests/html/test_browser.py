@@ -24,6 +24,8 @@ PHONE = (390, 844)
 README_SCREENSHOT = Path(__file__).parents[2] / "docs" / "img" / "html-report.png"
 CHECKS = ("datadog-agent", "cert-manager")
 """Two quick checks of the sandbox."""
+WRONG_KEY = "wrong-key-for-the-html-report-0c4f"
+"""A Datadog API key the stand-in refuses: datadog-agent is NG at once."""
 
 
 def show(browser: Any, page: Path, size: tuple[int, int], *, mobile: bool = False) -> None:
@@ -89,7 +91,7 @@ def run_with_page(check_runner: CheckRunner, tmp_path: Path, *args: str, **kwarg
 def test_a_run_with_a_failure_reads_right_in_a_browser(
     check_runner: CheckRunner, browser: Any, tmp_path: Path, nothing_left: NothingLeft
 ) -> None:
-    run, page = run_with_page(check_runner, tmp_path, *CHECKS, "--datadog-api-key", "wrong")
+    run, page = run_with_page(check_runner, tmp_path, *CHECKS, "--datadog-api-key", WRONG_KEY)
     assert run.code == 1, run.err
     show(browser, page, DESKTOP)
 
@@ -139,7 +141,7 @@ def test_a_run_with_a_failure_reads_right_in_a_browser(
     one(browser, cell_of("sandbox-1", "datadog-agent")).find_element("css selector", "a").click()
     assert details.get_attribute("open") is not None and reason.is_displayed()
     assert failed.reason in reason.text
-    assert "wrong" not in browser.page_source  # the key is a secret: redacted before any reporter
+    assert WRONG_KEY not in browser.page_source  # the key is a secret: redacted before any reporter
     # Its diagnostics (when the run collected any), each folded under the failure.
     assert run.report_json is not None
     (saved,) = [
@@ -189,7 +191,7 @@ def test_a_blue_green_comparison_reads_right_in_a_browser(
         *CHECKS,
         "--compare",
         "sandbox-1,sandbox-2",
-        settings={"sandbox-2": {"datadog-api-key": "wrong"}},
+        settings={"sandbox-2": {"datadog-api-key": WRONG_KEY}},
     )
     assert run.code == 1, run.err
     assert run.report_json is not None

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -86,7 +87,7 @@ def sample_report(**changes: object) -> RunReport:
         facts={"external-dns version": "v0.21.0"},
         api_requests=12,
     )
-    failed.diagnostics = [FakeDiagnostic("events ingress-test", "Warning SyncFailed", ["line 1", "line 2"])]  # type: ignore[attr-defined]
+    cast(Any, failed).diagnostics = [FakeDiagnostic("events ingress-test", "Warning SyncFailed", ["line 1", "line 2"])]
     report = RunReport(
         run_id="run-1",
         started_at=START,
@@ -182,7 +183,7 @@ def test_the_engine_s_own_diagnostics_render_too() -> None:
 
     diagnostic_class = getattr(results, "Diagnostic", FakeDiagnostic)
     report = sample_report()
-    report.results[1].diagnostics = [diagnostic_class("pod ns/agent-1", "CrashLoopBackOff", ["restarts: 5"])]  # type: ignore[attr-defined]
+    cast(Any, report.results[1]).diagnostics = [diagnostic_class("pod ns/agent-1", "CrashLoopBackOff", ["restarts: 5"])]
 
     page = render_html(report)
 
@@ -198,7 +199,7 @@ def test_everything_from_a_cluster_is_escaped() -> None:
     result.steps[0].name = HOSTILE
     result.steps[0].detail = HOSTILE
     result.cleanup[0].description = HOSTILE
-    result.diagnostics = [FakeDiagnostic(HOSTILE, HOSTILE, [HOSTILE])]  # type: ignore[attr-defined]
+    cast(Any, result).diagnostics = [FakeDiagnostic(HOSTILE, HOSTILE, [HOSTILE])]
     report.results[3].check = HOSTILE
     report.plugin_problems = [PluginProblem(HOSTILE, HOSTILE, HOSTILE)]
     report.kubernetes_versions = {HOSTILE: HOSTILE}
