@@ -16,6 +16,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from kibertas_async.checks import Check
+    from kibertas_async.diagnostics import DiagnosticSource
     from kibertas_async.engine.results import CheckResult, RunReport
     from kibertas_async.options import Option, OptionValues
     from kibertas_async.outputs import Notifier, Reporter, RunInfo
@@ -72,6 +73,21 @@ def kibertas_async_register_sandbox_addons() -> list[SandboxAddon]:
     An add-on may also define ``cluster_settings(context) -> Mapping[str, object]``: option values for
     that cluster (e.g. the ingress hostname, the stand-in's URL), written to the sandbox's run config
     file so ``kibertas-async run --config <it>`` works against the sandbox as is.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def kibertas_async_register_diagnostics(result: CheckResult) -> list[DiagnosticSource]:
+    """Return diagnostic sources to collect from when a check did not pass (FAILED, ERROR or TIMEOUT).
+
+    Called for each such result, before the check's cleanup (its objects still exist). Each source's
+    ``async collect(context)`` gets a :class:`~kibertas_async.diagnostics.DiagnosticsContext` (the
+    cluster's client, the check's namespaces, its add-ons' workloads, the object its step waited on) and
+    returns :class:`~kibertas_async.engine.results.Diagnostic` objects, most telling first. All sources run
+    at once within a few seconds in all; what they return is bounded and redacted.
+
+    :param result: the outcome, failing step and reason so far; return ``[]`` for a check you know nothing of.
     """
     raise NotImplementedError
 

@@ -26,7 +26,11 @@ from kibertas_async.hookcalls import call_each
 from kibertas_async.options import Option
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
-BUILTIN_PLUGINS = ("kibertas_async.engine.settings", "kibertas_async.outputs.builtin")
+BUILTIN_PLUGINS = (
+    "kibertas_async.engine.settings",
+    "kibertas_async.outputs.builtin",
+    "kibertas_async.diagnostics.builtin",
+)
 AUTOLOAD_ENV = "KIBERTAS_ASYNC_DISABLE_PLUGIN_AUTOLOAD"
 DISABLE_ENV = "KIBERTAS_ASYNC_DISABLE_PLUGINS"
 

@@ -15,6 +15,7 @@ import anyio
 from kibertas_async.checks.cleanup import CleanupStack
 from kibertas_async.checks.waiting import Failure, PollState, failure_reason
 from kibertas_async.checks.waiting import poll as _poll
+from kibertas_async.diagnostics.sources import WaitedOn
 from kibertas_async.engine.results import Outcome, StepResult
 from kibertas_async.errors import CheckError, CheckFailed, CheckSkipped, StepTimeout, primary_exception
 from kibertas_async.kube.client import backoff_delay
@@ -158,6 +159,10 @@ class CheckContext:
         self._steps: list[Step] = []
         self.facts: dict[str, str] = {}
         self.results: list[StepResult] = []
+        self.namespaces: list[str] = []
+        """The namespaces this check made or created objects in (failure diagnostics read their events)."""
+        self.waited_on: WaitedOn | None = None
+        """The object the latest :meth:`wait_for` watched, as last seen (failure diagnostics show it)."""
 
     # --- steps, outcome -----------------------------------------------------------------------
 
@@ -238,7 +243,12 @@ class CheckContext:
         name = f"{stem}-test-{datetime.now(UTC):%Y%m%d}-{_random_suffix(5)}"
         manifest: KubeObject = {"metadata": {"name": name, "labels": self.labels}}
         await self._create_owned(NAMESPACES, manifest, None, wait_until_gone=True)
+        self._used_namespace(name)
         return name
+
+    def _used_namespace(self, namespace: str | None) -> None:
+        if namespace and namespace not in self.namespaces:
+            self.namespaces.append(namespace)
 
     def _is_ours(self, obj: KubeObject) -> bool:
         labels = (obj.get("metadata") or {}).get("labels") or {}
@@ -249,6 +259,7 @@ class CheckContext:
     ) -> KubeObject:
         metadata = manifest["metadata"]
         where = f"{namespace}/" if namespace else ""
+        self._used_namespace(namespace)
         known: dict[str, str] = {}
         if metadata.get("name"):
             known["name"] = metadata["name"]
@@ -375,18 +386,23 @@ class CheckContext:
             <progress>"``. Without ``fail``, a sentence naming the object. Without ``timeout``, the
             step's or the check's deadline bounds the wait, and reaching it is TIMEOUT.
         """
-        if timeout is None:
-            if fail is not None:
-                raise TypeError("wait_for: fail= applies when the timeout= runs out; give timeout=")
-            return await self.kube.wait_for(
-                resource, name, namespace, until, progress=progress, on_progress=self.progress
-            )
+        if timeout is None and fail is not None:
+            raise TypeError("wait_for: fail= applies when the timeout= runs out; give timeout=")
         seen: list[KubeObject | None] = []
+        self.waited_on = WaitedOn(resource, name, namespace)
 
         def watched(obj: KubeObject | None) -> bool:
             seen[:] = [obj]
-            return until(obj)
+            self.waited_on = WaitedOn(resource, name, namespace, obj, seen=True)
+            done = until(obj)
+            if done:
+                self.waited_on = WaitedOn(resource, name, namespace, obj, seen=True, done=True)
+            return done
 
+        if timeout is None:
+            return await self.kube.wait_for(
+                resource, name, namespace, watched, progress=progress, on_progress=self.progress
+            )
         with anyio.move_on_after(timeout):
             return await self.kube.wait_for(
                 resource, name, namespace, watched, progress=progress, on_progress=self.progress

@@ -66,6 +66,19 @@ class CleanupResult:
 
 
 @dataclass
+class Diagnostic:
+    """One thing an SRE would look at next, collected when a check did not pass (bounded, redacted)."""
+
+    source: str
+    """Where it comes from: ``events ingress-test-abc``, ``pod kube-system/external-dns-xyz``,
+    ``log kube-system/external-dns-xyz``, ``waited on Ingress ns/name``."""
+    title: str
+    """One line: the most telling summary."""
+    lines: list[str] = field(default_factory=list)
+    """The detail, bounded (:mod:`kibertas_async.diagnostics`)."""
+
+
+@dataclass
 class CheckResult:
     """The outcome of one check on one cluster."""
 
@@ -84,6 +97,9 @@ class CheckResult:
     """What the check wants reported on success too (e.g. which node joined, how long the scale-up took)."""
     api_requests: int = 0
     """How many Kubernetes API requests the check (and its cleanup) sent; a watch counts once."""
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    """What was collected when the check FAILED, ERRORed or TIMED OUT (events, pods, the add-on's log,
+    the object a step waited on), most telling first; empty when it passed or was skipped."""
 
     @property
     def left_behind(self) -> list[CleanupResult]:

@@ -22,6 +22,7 @@ import anyio.abc
 
 from kibertas_async.checks import Check, CheckContext, CleanupGuard, CleanupStack
 from kibertas_async.compare import ComparisonSettings, compare_run
+from kibertas_async.diagnostics import AddonWorkload, DiagnosticsContext, collect_diagnostics
 from kibertas_async.engine import settings
 from kibertas_async.engine.results import (
     CheckResult,
@@ -42,10 +43,13 @@ from kibertas_async.errors import (
 from kibertas_async.events import REDACTOR, SecretRedactor, environment_secrets, get_logger
 from kibertas_async.hookcalls import call_each
 from kibertas_async.kube import ClusterTarget, ClusterUnreachable, KubeApiError, KubeClient, KubeUnavailable, connect
+from kibertas_async.kube.addon_version import Workload
 from kibertas_async.options import OptionValues
 from kibertas_async.outputs import Notifier, RunInfo
 
 SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+DIAGNOSED_OUTCOMES = (Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT)
+"""The outcomes whose results get failure diagnostics (:mod:`kibertas_async.diagnostics`)."""
 
 
 @dataclass
@@ -365,6 +369,8 @@ class Engine:
                 detail=item.detail or None,
             )
 
+        if ctx is not None:
+            await self._diagnose(result, ctx)
         result.cleanup = await cleanup.run(on_result=log_cleanup, on_undone=undone)
         result.duration = anyio.current_time() - started
         if ctx is not None:
@@ -380,6 +386,37 @@ class Engine:
             **({"reason": result.reason} if result.reason else {}),
             **({"left_behind": [item.description for item in result.left_behind]} if result.left_behind else {}),
         )
+
+    async def _diagnose(self, result: CheckResult, ctx: CheckContext) -> None:
+        """Attach what the plugins' diagnostics sources find to a FAILED, ERROR or TIMEOUT result, before
+        cleanup removes the objects they look at; within the diagnostics' own time box, shielded. Not
+        after a signal: then cleanup must not wait for anything."""
+        if result.outcome not in DIAGNOSED_OUTCOMES or self._stop_reason is not None or self.guard.abandoned:
+            return
+        check = next(check for check in self.plan.checks if check.name == ctx.check_name)
+        addons = tuple(
+            AddonWorkload(option.name.removesuffix("-workload"), value)
+            for option in check.options
+            if isinstance(value := ctx.options[option], Workload)
+        )
+        context = DiagnosticsContext(
+            result=result,
+            kube=ctx._kube,
+            options=ctx.options,
+            steps=tuple(ctx.results),
+            namespaces=tuple(ctx.namespaces),
+            addons=addons,
+            waited_on=ctx.waited_on,
+        )
+        sources = [
+            (answer.plugin, source)
+            for answer in self._call_hook(self.hook.kibertas_async_register_diagnostics, result=result)
+            for source in answer.value
+        ]
+        result.diagnostics = await collect_diagnostics(
+            sources, context, redactor=self.redactor, on_problem=self._plugin_failed
+        )
+        ctx.log.info("check.diagnosed", diagnostics=[f"{d.source}: {d.title}" for d in result.diagnostics])
 
     # --- outputs -------------------------------------------------------------------------------
 
@@ -448,6 +485,9 @@ def _redact_result(result: CheckResult, redactor: Any) -> None:
     for item in result.cleanup:
         item.description = redactor.text(item.description)
         item.detail = redactor.text(item.detail)
+    for diagnostic in result.diagnostics:
+        diagnostic.source, diagnostic.title = redactor.text(diagnostic.source), redactor.text(diagnostic.title)
+        diagnostic.lines = [redactor.text(line) for line in diagnostic.lines]
 
 
 def _record_exception(result: CheckResult, error: BaseException, ctx: CheckContext) -> None:

@@ -16,6 +16,7 @@ from kibertas_async.compare import comparison_to_dict
 from kibertas_async.engine.results import (
     CheckResult,
     CleanupResult,
+    Diagnostic,
     Outcome,
     PluginProblem,
     RunReport,
@@ -82,6 +83,9 @@ def _result_to_dict(result: CheckResult) -> dict[str, Any]:
         ],
         "cleanup": [
             {"description": item.description, "status": item.status, "detail": item.detail} for item in result.cleanup
+        ],
+        "diagnostics": [
+            {"source": item.source, "title": item.title, "lines": list(item.lines)} for item in result.diagnostics
         ],
     }
 
@@ -170,4 +174,8 @@ def _result_from_dict(data: Mapping[str, Any]) -> CheckResult:
         ],
         facts={str(key): str(value) for key, value in data.get("facts", {}).items()},
         api_requests=int(data.get("api_requests", 0)),
+        diagnostics=[
+            Diagnostic(str(item["source"]), str(item["title"]), [str(line) for line in item.get("lines", [])])
+            for item in data.get("diagnostics", [])
+        ],
     )

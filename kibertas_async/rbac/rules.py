@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kibertas_async.checks.check import Permission
+from kibertas_async.diagnostics.permissions import DIAGNOSTICS_PERMISSIONS
 
 if TYPE_CHECKING:
     from kibertas_async.checks import Check
@@ -21,8 +22,10 @@ ENGINE_PERMISSIONS: tuple[Permission, ...] = (
     Permission("", ("namespaces",), ("create", "delete", "get", "list", "watch")),
     # connect(): every cluster is proven to answer before its checks start.
     Permission(verbs=("get",), non_resource_urls=("/version",)),
+    *DIAGNOSTICS_PERMISSIONS,
 )
-"""What the engine needs whatever the checks: the throwaway namespaces and ``GET /version``."""
+"""What the engine needs whatever the checks: the throwaway namespaces, ``GET /version`` and the failure
+diagnostics' events, pods and logs."""
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ def test_json_report_has_the_documented_shape(run_cli: RunCli, tmp_path: Path) -
         "steps",
         "cleanup",
         "api_requests",
+        "diagnostics",
     }
 
 

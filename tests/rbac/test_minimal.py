@@ -14,6 +14,9 @@ How a missing grant shows depends on where the code needs it, so each grant has 
   (``ctx.wait_for`` lists, then watches); a passing run does not get there;
 - ``version fact``: only needed to read cert-manager's version from its Deployment; without it the
   check still passes and its ``cert-manager version`` fact is ``unknown (...)`` with the 403;
+- ``diagnostics``: only needed to explain a check that did not pass (its events, pods and the add-on's
+  log, :mod:`kibertas_async.diagnostics`); a passing run does not get there, and without it the
+  diagnostics say ``not allowed ... (403)`` (``tests/diagnostics``);
 - ``defaults``: every authenticated user has it anyway (``system:discovery``,
   ``system:public-info-viewer``), so dropping it from our role changes nothing.
 
@@ -46,11 +49,14 @@ from tests.rbac.walk import Grant, Variant, drop_each_grant, forbidden_text, gra
 CERT_MANAGER = "cert-manager.io"
 WALK_RUN_ID = "rbac-walk"
 EXPECTED: dict[Grant, str] = {
+    ("", "events", "list"): "diagnostics",
     ("", "namespaces", "create"): "fails",
     ("", "namespaces", "delete"): "cleanup",
     ("", "namespaces", "get"): "lost answer",
     ("", "namespaces", "list"): "cleanup",  # cleanup waits, list-then-watch, until the namespace is gone
     ("", "namespaces", "watch"): "cleanup",
+    ("", "pods", "list"): "diagnostics",
+    ("", "pods/log", "get"): "diagnostics",
     ("", "secrets", "list"): "fails",
     ("", "secrets", "watch"): "race",
     ("apps", "daemonsets", "list"): "version fact",

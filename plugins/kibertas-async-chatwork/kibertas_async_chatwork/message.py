@@ -6,13 +6,17 @@ Then one block per cluster with one line per check::
     [info][title]kibertas-async NG — 2 clusters × 2 checks (run 20261126-ab12c)[/title]■ prod-a — NG
     OK ingress (12.3s)
     NG cert-manager (45.0s) — step 'wait for leaf certificate': Secret sample-tls has no tls.crt
+      why: waited on Certificate cert-manager-test-x/sample-cert: Ready=False (Issuing): ...
+      why: workload cert-manager/cert-manager: 0/1 replicas ready
     [hr]■ prod-b — OK
     OK ingress (10.1s)
     OK cert-manager (30.2s)
     [hr]OK 3 · NG 1 — 1m 28s[/info]
 
-When the message would be too long, the details (reasons, facts, what cleanup left behind) are
-shortened first, then dropped; the line of each check, with its OK/NG mark, is always kept.
+A check that did not pass gets up to :data:`DIAGNOSTIC_LINES` ``why:`` lines: the titles of its most
+telling diagnostics (:mod:`kibertas_async.diagnostics`). When the message would be too long, the details
+(reasons, facts, diagnostics, what cleanup left behind) are shortened first, then dropped (diagnostics
+entirely); the line of each check, with its OK/NG mark, is always kept.
 
 A blue/green run (``run --compare old,new``) says the comparison's verdict in the title and starts with
 a block of its own: every regression (a line each, always kept), then what changed (versions), then
@@ -48,6 +52,9 @@ OUTCOME_MARKS = {
     Outcome.SKIPPED: "SKIP",
 }
 """The word that starts each check's line."""
+
+DIAGNOSTIC_LINES = 2
+"""Diagnostics shown per check that did not pass: the first ones, which are the most telling."""
 
 DETAIL_LIMITS = (400, 160, 60, 0)
 """Longest detail (a reason, facts, the list of what was left behind) tried in turn until the message
@@ -104,8 +111,12 @@ class _Line:
     """What to show instead when details are dropped (default: ``head`` alone)."""
     passed: bool = False
     """The line of a check that passed: may be folded into a count when space runs out."""
+    optional: bool = False
+    """Left out altogether when details are dropped (a diagnostic)."""
 
     def render(self, limit: int) -> str:
+        if self.optional and limit <= 0:
+            return ""
         if not self.detail:
             return self.head
         if limit <= 0:
@@ -213,6 +224,15 @@ def _check_lines(result: CheckResult) -> list[_Line]:
             lines = [_Line(f"{head} — {step}", detail=reason, joiner=": ")]
         else:
             lines = [_Line(head, detail=step or reason)]
+    for diagnostic in result.diagnostics[:DIAGNOSTIC_LINES] if not result.outcome.ok else []:
+        lines.append(
+            _Line(
+                "  why",
+                detail=neutralize_markup(_one_line(f"{diagnostic.source}: {diagnostic.title}")),
+                joiner=": ",
+                optional=True,
+            )
+        )
     left = result.left_behind
     if left:
         listed = ", ".join(f"{item.description} ({item.status})" for item in left)
@@ -233,7 +253,7 @@ def _footer(report: RunReport) -> str:
 
 
 def _render(title: str, sections: list[list[_Line]], footer: str, limit: int) -> str:
-    blocks = ["\n".join(line.render(limit) for line in section) for section in sections]
+    blocks = ["\n".join(text for line in section if (text := line.render(limit))) for section in sections]
     inner = "\n[hr]".join([*blocks, footer])
     return f"[info][title]{title}[/title]{inner}[/info]"
 
