@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from kibertas_async.plugins import Registry
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-LOG_FORMATS = ("auto", "json", "console")
+LOG_FORMATS = ("auto", "json", "console", "live")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -94,7 +94,9 @@ def _add_logging_flags(parser: argparse.ArgumentParser) -> None:
         type=_one_of(LOG_FORMATS, "--log-format or KIBERTAS_ASYNC_LOG_FORMAT"),
         choices=LOG_FORMATS,
         default=os.environ.get("KIBERTAS_ASYNC_LOG_FORMAT", "auto"),
-        help="events on stderr: console on a terminal and JSON lines otherwise (auto), or forced",
+        help="events on stderr: auto is JSON lines off a terminal and, on one, the live board for run (console "
+        "lines with TERM=dumb or $CI true, and for other commands); or json, console, live (env "
+        "KIBERTAS_ASYNC_LOG_FORMAT)",
     )
     group.add_argument(
         "--log-level",
@@ -278,11 +280,11 @@ def _execute(plan: Any, registry: Registry, args: argparse.Namespace) -> int:
     import anyio
 
     from kibertas_async.engine.runner import Engine
-    from kibertas_async.events import configure_logging
+    from kibertas_async.events import run_view
 
-    configure_logging(log_format=args.log_format, level=args.log_level)
-    engine = Engine(plan, registry.hook, handle_signals=True)
-    anyio.run(engine.run)
+    with run_view(args.log_format, level=args.log_level, plugins=registry.manager):
+        engine = Engine(plan, registry.hook, handle_signals=True)
+        anyio.run(engine.run)
     return engine.exit_code
 
 
