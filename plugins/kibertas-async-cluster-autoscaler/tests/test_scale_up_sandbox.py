@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import timedelta
+from datetime import datetime
+from typing import Any
 
 from kibertas_async import Outcome
 from kibertas_async.testing import TEST_CLUSTER_NAMES
@@ -70,16 +71,30 @@ def test_karpenter_reports_the_nodeclaim_and_verifies_scale_down(run: RunChecks)
 
 
 def test_node_count_checks_never_run_at_once_on_one_cluster(run: RunChecks) -> None:
+    """Exclusive: one check's steps and undo actions end before the other's start. Only the wait for its
+    namespace to disappear (kube-controller-manager starts emptying it 5 s after the delete) may overlap."""
     done = run("cluster-autoscaler", "karpenter", clusters=("sandbox-1",))
     assert done.code == 0, done.report_json
     spans = []
     for check in ("cluster-autoscaler", "karpenter"):
         result = done.result("sandbox-1", check)
         assert result.outcome is Outcome.PASSED, result
-        spans.append((result.started_at, result.started_at + timedelta(seconds=result.duration)))
-    (_, first_end), (second_start, _) = sorted(spans)
-    # Each span runs from the check's start to the end of its cleanup: one must end before the other starts.
-    assert first_end <= second_start + timedelta(milliseconds=5), spans
+        assert {item.status for item in result.cleanup} == {"done"}, result.cleanup
+        events = [e for e in done.events if e.get("check") == check and e.get("cluster") == "sandbox-1"]
+        started = next(at(e) for e in events if e["event"] == "check.started")
+        undone = max(
+            at(e)
+            for e in events
+            if e["event"] == "cleanup.done" and not str(e["action"]).startswith("delete Namespace ")
+        )
+        spans.append((started, undone))
+    (_, first_undone), (second_start, _) = sorted(spans)
+    assert first_undone <= second_start, spans
+
+
+def at(event: dict[str, Any]) -> datetime:
+    """When an event was logged."""
+    return datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00"))
 
 
 def test_autoscaler_absent_times_out_in_the_wait_step_with_the_scheduler_reason(
