@@ -197,3 +197,33 @@ def test_where_a_board_does_not_belong_auto_is_console_lines(make_terminal: Make
         assert "[info     ] check.finished" in final, env
         assert not any(line.startswith("CLUSTER CHECK RESULT TIME STEP") for line in final.splitlines()), env
         assert summary_lines(final)[-1].startswith("OK: 2 passed in "), env
+
+
+def test_more_rows_than_lines_shows_the_running_and_failed_ones_and_counts_the_rest(
+    make_terminal: MakeTerminal, kubeconfig: Path
+) -> None:
+    terminal = make_terminal(width=120, height=10)
+    sleepers = [f"sleeper-{index}" for index in range(1, 7)]
+    start(terminal, kubeconfig, *sleepers, "failing", *SLOW)  # 14 rows; 10 lines leave room for 6
+
+    def more_line(screen: str) -> str:
+        return next(line for line in screen.splitlines() if line.startswith("... ") and " more: " in line)
+
+    def six_running(screen: str) -> bool:
+        return (
+            running("sleeper-1", "sleep")(screen) and [row.split()[2] for row in board_rows(screen)] == ["running"] * 6
+        )
+
+    # While twelve run, six of them fill the lines (the failed ones wait for room).
+    during = terminal.wait_for(six_running, "six rows running")
+    assert more_line(during).startswith("... 8 more: ")
+
+    assert terminal.wait_exit() == 1
+    final = terminal.everything().split(SUMMARY_HEADER)[0]
+    rows = board_rows(final)
+    # Nothing runs any more: the ones that did not pass are kept first, then passed ones fill the lines,
+    # all in the run's order; the rest are counted.
+    shown = [row.split()[:3] for row in rows]
+    passed = [["alpha", name, "OK"] for name in sleepers[:4]]
+    assert shown == [*passed, ["alpha", "failing", "NG"], ["beta", "failing", "NG"]], final
+    assert more_line(final) == "... 8 more: 8 OK"
