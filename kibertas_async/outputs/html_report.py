@@ -87,7 +87,10 @@ th { background: var(--soft); font-weight: 600; }
 .bar.outcome-timeout { background: var(--timeout); color: #fff; }
 .bar.outcome-skipped, .bar.outcome-cancelled { background: var(--skip); color: #fff; }
 .bar + .bar { box-shadow: -1px 0 0 #fff; }
+.cleanup-bar { position: absolute; top: .55rem; bottom: .55rem; min-width: 2px; border-radius: 2px;
+  background: repeating-linear-gradient(135deg, #8c959f 0, #8c959f 3px, transparent 3px, transparent 6px); }
 tr.regression td, li.regression { background: #ffebe9; }
+table.comparison td:nth-child(n+2), table.comparison th { white-space: nowrap; overflow-wrap: normal; }
 .mark { font-weight: 700; color: var(--ng); }
 .changed { font-weight: 600; }
 .sub td:first-child { padding-left: 1.5rem; }
@@ -126,6 +129,11 @@ def _e(value: object) -> str:
 
 def _seconds(value: float) -> str:
     return f"{value:.1f}s"
+
+
+def _precise(value: float) -> str:
+    """Seconds with the digits a ratio of short steps needs (0.04s against 0.09s, not 0.0s against 0.1s)."""
+    return f"{value:.2f}s" if value < 10 else f"{value:.1f}s"
 
 
 def _page(title: str, body: Iterable[str]) -> str:
@@ -284,7 +292,7 @@ def _legend() -> str:
 def _step_offsets(result: CheckResult, run_start: datetime) -> list[tuple[StepResult, float]]:
     """Each step with its start in seconds after the run's. A report read back from JSON has no step
     starts (each is the check's): its steps are then laid end to end from the check's start."""
-    check_start = (result.started_at - run_start).total_seconds()
+    check_start = _offset(result.started_at, run_start)
     steps = result.steps
     if len(steps) > 1 and all(step.started_at == result.started_at for step in steps):
         placed, offset = [], check_start
@@ -292,62 +300,88 @@ def _step_offsets(result: CheckResult, run_start: datetime) -> list[tuple[StepRe
             placed.append((step, offset))
             offset += step.duration
         return placed
-    return [(step, (step.started_at - run_start).total_seconds()) for step in steps]
+    return [(step, _offset(step.started_at, run_start)) for step in steps]
 
 
 def _timeline(report: RunReport) -> list[str]:
     lines = ['<section id="timeline" class="timeline">', "<h2>Timeline</h2>"]
     if not report.results:
         return [*lines, '<p class="muted">Nothing ran.</p>', "</section>"]
-    start = report.started_at
-    placed = {id(result): _step_offsets(result, start) for result in report.results}
+    placed = [_step_offsets(result, report.started_at) for result in report.results]
     end = max(
         [report.duration]
-        + [(result.started_at - start).total_seconds() + result.duration for result in report.results]
-        + [offset + step.duration for steps in placed.values() for step, offset in steps]
+        + [_offset(result.started_at, report.started_at) + result.duration for result in report.results]
+        + [offset + step.duration for steps in placed for step, offset in steps]
     )
-    total = end if end > 0 else 1.0
-
-    def percent(seconds: float) -> float:
-        return max(0.0, min(100.0, 100.0 * seconds / total))
-
+    scale = _Scale(end if end > 0 else 1.0)
     lines.append(
         '<p class="legend">Each bar is a step, placed by when it started and how long it took, from the '
-        "run's start; the dashed band is the whole check, cleanup included.</p>"
+        "run's start; the dashed band is the whole check; the hatched strip after its last step, its cleanup.</p>"
     )
-    digits = 2 if total < 4 else 1  # a short run's quarters must not read alike (0.2s, 0.2s)
-    ticks = "".join(f'<span style="left:{q * 25}%">{total * q / 4:.{digits}f}s</span>' for q in range(5))
+    digits = 2 if scale.total < 4 else 1  # a short run's quarters must not read alike (0.2s, 0.2s)
+    ticks = "".join(f'<span style="left:{q * 25}%">{scale.total * q / 4:.{digits}f}s</span>' for q in range(5))
     lines.append(f'<div class="axis"><div class="label"></div><div class="ticks">{ticks}</div></div>')
     for cluster in report.clusters:
-        mine = [result for result in report.results if result.cluster == cluster]
-        if not mine:
-            continue
-        lines.append(f'<h3 class="cluster">{_e(cluster)}</h3>')
-        for result in mine:
-            index = report.results.index(result)
-            check_start = (result.started_at - start).total_seconds()
-            label = f"{result.check} · {MARKS[result.outcome]} · {_seconds(result.duration)}"
+        mine = [index for index, result in enumerate(report.results) if result.cluster == cluster]
+        if mine:
+            lines.append(f'<h3 class="cluster">{_e(cluster)}</h3>')
+        for index in mine:
+            result = report.results[index]
             lines.append(
-                f'<div class="row" data-cluster="{_e(cluster)}" data-check="{_e(result.check)}">'
-                f'<div class="label" title="{_e(label)}"><a href="#result-{index}">{_e(result.check)}</a> '
-                f'<span class="muted">{MARKS[result.outcome]} {_seconds(result.duration)}</span></div>'
-                f'<div class="track"><div class="span" style="left:{percent(check_start):.3f}%;'
-                f'width:{percent(result.duration):.3f}%"></div>'
+                _timeline_row(index, result, _offset(result.started_at, report.started_at), placed[index], scale)
             )
-            for step, offset in placed[id(result)]:
-                text = f"{step.name}: {step.outcome.value}, {_seconds(step.duration)} at +{_seconds(offset)}"
-                if step.detail:
-                    text += f" ({step.detail})"
-                left = percent(offset)
-                width = min(percent(step.duration), 100.0 - left)
-                lines.append(
-                    f'<div class="bar outcome-{step.outcome.value}" data-step="{_e(step.name)}" '
-                    f'style="left:{left:.3f}%;width:{width:.3f}%" title="{_e(text)}" role="img" '
-                    f'aria-label="{_e(text)}">{_e(step.name)}</div>'
-                )
-            lines.append("</div></div>")
     lines.append("</section>")
     return lines
+
+
+def _offset(moment: datetime, run_start: datetime) -> float:
+    return (moment - run_start).total_seconds()
+
+
+class _Scale:
+    """Seconds after the run's start as CSS percentages of the timeline's width."""
+
+    def __init__(self, total: float) -> None:
+        self.total = total
+
+    def place(self, start: float, duration: float) -> str:
+        """``left:..%;width:..%``, kept inside the track."""
+        left = max(0.0, min(100.0, 100.0 * start / self.total))
+        width = max(0.0, min(100.0 * duration / self.total, 100.0 - left))
+        return f"left:{left:.3f}%;width:{width:.3f}%"
+
+
+def _timeline_row(
+    index: int, result: CheckResult, check_start: float, steps: list[tuple[StepResult, float]], scale: _Scale
+) -> str:
+    """One check on one cluster: its band, a bar per step, and its cleanup after the last step."""
+    label = f"{result.check} · {MARKS[result.outcome]} · {_seconds(result.duration)}"
+    parts = [
+        f'<div class="row" data-cluster="{_e(result.cluster)}" data-check="{_e(result.check)}">'
+        f'<div class="label" title="{_e(label)}"><a href="#result-{index}">{_e(result.check)}</a> '
+        f'<span class="muted">{MARKS[result.outcome]} {_seconds(result.duration)}</span></div>'
+        f'<div class="track"><div class="span" style="{scale.place(check_start, result.duration)}"></div>'
+    ]
+    for step, offset in steps:
+        text = f"{step.name}: {step.outcome.value}, {_seconds(step.duration)} at +{_seconds(offset)}"
+        if step.detail:
+            text += f" ({step.detail})"
+        parts.append(
+            f'<div class="bar outcome-{step.outcome.value}" data-step="{_e(step.name)}" '
+            f'style="{scale.place(offset, step.duration)}" title="{_e(text)}" role="img" '
+            f'aria-label="{_e(text)}">{_e(step.name)}</div>'
+        )
+    steps_end = max((offset + step.duration for step, offset in steps), default=check_start)
+    check_end = check_start + result.duration
+    if result.cleanup and check_end > steps_end:
+        actions = f"{len(result.cleanup)} action{'s' if len(result.cleanup) != 1 else ''}"
+        text = f"cleanup: {actions}, {_seconds(check_end - steps_end)} after the last step"
+        parts.append(
+            f'<div class="cleanup-bar" style="{scale.place(steps_end, check_end - steps_end)}" '
+            f'title="{_e(text)}" role="img" aria-label="{_e(text)}"></div>'
+        )
+    parts.append("</div></div>")
+    return "".join(parts)
 
 
 def _comparison(comparison: Comparison) -> list[str]:
@@ -400,9 +434,19 @@ def _version_row(name: str, pair: VersionPair, *, sub: bool = True) -> str:
     changed = '<span class="changed">changed</span>' if pair.changed else ""
     mark = _REGRESSION if missing else ""
     return (
-        f'<tr class="{classes}"><td>{_e(name)}</td><td>{_e(pair.old or "—")}</td><td>{_e(pair.new or "—")}</td>'
+        f'<tr class="{classes}"><td>{_e(name)}</td>{_version_cell(pair.old)}{_version_cell(pair.new)}'
         f"<td>{changed}</td><td>{mark}</td></tr>"
     )
+
+
+def _version_cell(version: str | None) -> str:
+    """A version as the summary table shows it (``not found (no Deployment ...)`` is ``not found``), the
+    whole text in its tooltip."""
+    if version is None:
+        return "<td>—</td>"
+    short = version.split(" (", 1)[0]
+    title = f' title="{_e(version)}"' if short != version else ""
+    return f"<td{title}>{_e(short)}</td>"
 
 
 def _timing_row(timing: Timing) -> str:
@@ -411,7 +455,7 @@ def _timing_row(timing: Timing) -> str:
     mark = _REGRESSION if timing.regression else ""
     return (
         f'<tr class="{classes}" data-step="{_e(timing.name)}"><td>{_e(timing.name)}</td>'
-        f"<td>{_seconds(timing.old)}</td><td>{_seconds(timing.new)}</td><td>{ratio}</td><td>{mark}</td></tr>"
+        f"<td>{_precise(timing.old)}</td><td>{_precise(timing.new)}</td><td>{ratio}</td><td>{mark}</td></tr>"
     )
 
 

@@ -55,6 +55,13 @@ def screenshot(browser: Any, path: Path, size: tuple[int, int], *, mobile: bool 
     return path
 
 
+def wait_until(browser: Any, condition: Any, timeout: float = 10.0) -> None:
+    """Until ``condition(browser)`` is true (Selenium's WebDriverWait)."""
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    WebDriverWait(browser, timeout).until(condition)
+
+
 def rect(browser: Any, element: Any) -> dict[str, float]:
     return dict(browser.execute_script("return arguments[0].getBoundingClientRect().toJSON()", element))
 
@@ -139,7 +146,9 @@ def test_a_run_with_a_failure_reads_right_in_a_browser(
     assert details.get_attribute("open") is None and not reason.is_displayed()
     assert failed.reason in reason.get_attribute("textContent")
     one(browser, cell_of("sandbox-1", "datadog-agent")).find_element("css selector", "a").click()
-    assert details.get_attribute("open") is not None and reason.is_displayed()
+    # The page opens it on the hashchange event, which the browser fires after the click returns.
+    wait_until(browser, lambda _: details.get_attribute("open") is not None)
+    assert reason.is_displayed()
     assert failed.reason in reason.text
     assert WRONG_KEY not in browser.page_source  # the key is a secret: redacted before any reporter
     # Its diagnostics (when the run collected any), each folded under the failure.

@@ -143,6 +143,10 @@ def test_the_timeline_places_each_step_by_its_start_and_duration() -> None:
     assert ("create Ingress", "left:0.000%;width:18.750%") in bars
     assert ("resolve host", "left:37.500%;width:43.750%") in bars
     assert len(elements.having("div", class_="bar")) == 5
+    # The failed check ran 1s..7s; its last step ended at 6.5s: the rest was its cleanup.
+    (cleanup,) = elements.having("div", class_="cleanup-bar")
+    assert cleanup["style"] == "left:81.250%;width:6.250%"
+    assert cleanup["title"] == "cleanup: 1 action, 0.5s after the last step"
     assert [b["data-step"] for b in elements.having("div", class_="bar", style="left:37.500%;width:43.750%")] == [
         "resolve host"
     ]
@@ -252,7 +256,7 @@ def test_the_comparison_table_shows_outcomes_versions_timings_and_regressions() 
     assert '<td class="outcome-passed"><strong>OK</strong></td><td class="outcome-failed"' in section
     assert "<td>external-dns version</td><td>v0.20.0</td><td>v0.21.0</td>" in section
     assert '<span class="changed">changed</span>' in section
-    assert "<td>create Ingress</td><td>1.5s</td><td>2.0s</td><td>1.33x</td>" in section
+    assert "<td>create Ingress</td><td>1.50s</td><td>2.00s</td><td>1.33x</td>" in section
     assert '<li class="regression">ingress: NG on new (resolve host: resolves to 10.0.0.9' in section
 
 
@@ -382,3 +386,17 @@ def test_the_timeline_shows_exclusive_checks_one_after_the_other(run_cli: RunCli
     assert first[1] <= second[0] + 0.5  # one after the other (0.5%: the rounding of the places)
     sleeper = band("sleeper-1")
     assert sleeper[0] < first[1]  # the sleeper started while the first exclusive check was running
+
+
+def test_a_version_not_found_is_short_in_the_table_and_whole_in_its_tooltip() -> None:
+    report = sample_report()
+    why = "not found (no Deployment or DaemonSet external-dns in namespace external-dns)"
+    report.results[1].facts = {"external-dns version": why}
+    report.comparison = compare_run(report, ComparisonSettings("old", "new"))
+
+    page = render_html(report)
+
+    section = page[page.index('id="comparison"') : page.index('id="results"')]
+    assert f'<td title="{why}">not found</td>' in section
+    assert f">{why}<" not in section and f">{why}<" in page  # the facts keep the whole text
+    assert "missing" in {r.kind for r in report.comparison.regressions}
