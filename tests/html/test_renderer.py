@@ -400,3 +400,13 @@ def test_a_version_not_found_is_short_in_the_table_and_whole_in_its_tooltip() ->
     assert f'<td title="{why}">not found</td>' in section
     assert f">{why}<" not in section and f">{why}<" in page  # the facts keep the whole text
     assert "missing" in {r.kind for r in report.comparison.regressions}
+
+
+def test_the_readme_shows_the_page_s_screenshot() -> None:
+    """docs/img/html-report.png, written by tests/html/test_browser.py (KIBERTAS_ASYNC_UPDATE_SCREENSHOT=1)."""
+    root = Path(__file__).parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    outputs = readme[readme.index("### Outputs") : readme.index("### Blue/green comparison")]
+
+    assert "(docs/img/html-report.png)" in outputs and "`--report-html PATH`" in outputs
+    assert (root / "docs" / "img" / "html-report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
