@@ -79,12 +79,22 @@ def test_a_signal_at_a_random_moment_leaves_nothing(
     run_id = f"r1-{signum.name.lower()}-{SEED}"
     report = tmp_path / "report.json"
     process = _run_all(own_sandbox, run_id, report)
+    assert process.stderr is not None
+    # The moment counts from the engine's start, not the process's: on a loaded machine start-up alone
+    # can take seconds, and a signal then is the early-signal case (tests/engine/test_early_signal.py).
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if '"run.started"' in line:
+            break
     time.sleep(moment)
     assert process.poll() is None, "the run ended before the signal: pick an earlier moment"
     process.send_signal(signum)
-    _, err = process.communicate(timeout=300)
+    _, rest = process.communicate(timeout=300)
+    err = "".join(seen) + rest
     assert process.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[signum], err[-3000:]
     assert "Traceback" not in err
+    assert report.is_file(), f"no report after {signum.name}:\n{err[-3000:]}"
     data = json.loads(report.read_text())
     assert data["interrupted_by"] == signum.name
     assert len(data["results"]) == 2 * len(data["checks"]), "every cluster x check is in the report"
