@@ -405,7 +405,7 @@ def deployment_manifest(settings: IngressSettings) -> KubeObject:
                             "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 2},
                             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
                         }
-                    ]
+                    ],
                 },
             },
         },
