@@ -19,11 +19,10 @@ import html
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from kibertas_async._version import __version__
 from kibertas_async.compare import Comparison, SideResult, Timing, VersionPair
-from kibertas_async.engine.results import CheckResult, Outcome, RunReport, StepResult
+from kibertas_async.engine.results import CheckResult, Diagnostic, Outcome, RunReport, StepResult
 
 MARKS = {
     Outcome.PASSED: "OK",
@@ -488,7 +487,7 @@ def _result(index: int, result: CheckResult) -> list[str]:
     if result.reason:
         step = f"in step <em>{_e(result.step)}</em>: " if result.step else ""
         lines.append(f'<p class="reason">{step}{_e(result.reason)}</p>')
-    lines += _diagnostics(getattr(result, "diagnostics", None) or [])
+    lines += _diagnostics(result.diagnostics)
     if result.steps:
         lines.append(
             '<div class="scroll"><table class="steps"><thead><tr><th>step</th><th>outcome</th>'
@@ -518,13 +517,12 @@ def _result(index: int, result: CheckResult) -> list[str]:
     return lines
 
 
-def _diagnostics(diagnostics: Sequence[Any]) -> list[str]:
-    """What the check gathered to explain itself (``CheckResult.diagnostics``: source, title, lines)."""
+def _diagnostics(diagnostics: Sequence[Diagnostic]) -> list[str]:
+    """What was collected to explain a failure, most telling first, each folded on its own."""
     lines: list[str] = []
     for item in diagnostics:
-        title = getattr(item, "title", "") or "diagnostic"
-        source = getattr(item, "source", "")
-        text = "\n".join(str(line) for line in getattr(item, "lines", ()) or ())
+        title, source = item.title or "diagnostic", item.source
+        text = "\n".join(item.lines)
         lines += [
             '<details class="diagnostic">',
             f"<summary>{_e(title)}" + (f' <span class="muted">{_e(source)}</span>' if source else "") + "</summary>",

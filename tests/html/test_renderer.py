@@ -4,11 +4,9 @@ diagnostics, the comparison, and the command-line options that write it."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 
@@ -17,6 +15,7 @@ from kibertas_async.engine.results import (
     CHECK_OUTCOMES,
     CheckResult,
     CleanupResult,
+    Diagnostic,
     Outcome,
     PluginProblem,
     RunReport,
@@ -29,15 +28,6 @@ from tests.conftest import RunCli
 
 START = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
 HOSTILE = '<script>alert("x")</script>&<img src=x onerror=alert(1)>'
-
-
-@dataclass
-class FakeDiagnostic:
-    """Shaped like ``CheckResult.diagnostics`` items (source, title, lines), whether or not that class exists."""
-
-    source: str
-    title: str
-    lines: list[str] = field(default_factory=list)
 
 
 class Elements(HTMLParser):
@@ -87,7 +77,7 @@ def sample_report(**changes: object) -> RunReport:
         facts={"external-dns version": "v0.21.0"},
         api_requests=12,
     )
-    cast(Any, failed).diagnostics = [FakeDiagnostic("events ingress-test", "Warning SyncFailed", ["line 1", "line 2"])]
+    failed.diagnostics = [Diagnostic("events ingress-test", "Warning SyncFailed", ["line 1", "line 2"])]
     report = RunReport(
         run_id="run-1",
         started_at=START,
@@ -181,19 +171,6 @@ def test_a_failure_has_its_reason_steps_cleanup_facts_and_diagnostics_folded_und
     assert elements.having("a", href=f"#{failures[0]['id']}")
 
 
-def test_the_engine_s_own_diagnostics_render_too() -> None:
-    """``CheckResult.diagnostics`` of :class:`kibertas_async.engine.results.Diagnostic`, where it exists."""
-    from kibertas_async.engine import results
-
-    diagnostic_class = getattr(results, "Diagnostic", FakeDiagnostic)
-    report = sample_report()
-    cast(Any, report.results[1]).diagnostics = [diagnostic_class("pod ns/agent-1", "CrashLoopBackOff", ["restarts: 5"])]
-
-    page = render_html(report)
-
-    assert "CrashLoopBackOff" in page and "pod ns/agent-1" in page and "<pre>restarts: 5</pre>" in page
-
-
 def test_everything_from_a_cluster_is_escaped() -> None:
     report = sample_report(run_id=HOSTILE, clusters=["old", HOSTILE], checks=["ingress", HOSTILE])
     result = report.results[1]
@@ -203,7 +180,7 @@ def test_everything_from_a_cluster_is_escaped() -> None:
     result.steps[0].name = HOSTILE
     result.steps[0].detail = HOSTILE
     result.cleanup[0].description = HOSTILE
-    cast(Any, result).diagnostics = [FakeDiagnostic(HOSTILE, HOSTILE, [HOSTILE])]
+    result.diagnostics = [Diagnostic(HOSTILE, HOSTILE, [HOSTILE])]
     report.results[3].check = HOSTILE
     report.plugin_problems = [PluginProblem(HOSTILE, HOSTILE, HOSTILE)]
     report.kubernetes_versions = {HOSTILE: HOSTILE}
