@@ -28,8 +28,6 @@ Logger = Any
 """A structlog bound logger (typed loosely so this module stays cheap to import)."""
 
 LEVELS = ("debug", "info", "warning", "error")
-FORMATS = ("auto", "json", "console", "live")
-"""The values of ``--log-format``."""
 
 
 REDACTOR = SecretRedactor()

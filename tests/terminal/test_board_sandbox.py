@@ -1,6 +1,7 @@
 """The live board on the sandbox's real clusters, in a real terminal (a tmux pane): the cert-manager and
-datadog-agent checks on both clusters, watched while they run and at the end, wide and narrow; and off a
-terminal, the same run's events are JSON lines as they always were."""
+datadog-agent checks on both clusters, watched while they run and at the end (then the summary table and
+the comparison of the two clusters), wide and narrow; and off a terminal, the same run's events are JSON
+lines as they always were."""
 
 from __future__ import annotations
 
@@ -39,10 +40,10 @@ def a_running_step(screen: str) -> bool:
     return any(re.match(r"sandbox-\d +\S+ +running +\d+\.\ds +\S", row) for row in rows)
 
 
-def run_in_terminal(terminal: Any, check_runner: CheckRunner, report: Path) -> tuple[str, str]:
-    """The screen while a step runs, and everything at the end, of ``run cert-manager datadog-agent``
-    with ``--log-format auto`` (the default) in ``terminal``."""
-    argv = check_runner.argv(*CHECKS, "--log-format", "auto", report=report)
+def run_in_terminal(terminal: Any, check_runner: CheckRunner, report: Path, *extra: str) -> tuple[str, str]:
+    """The screen while a step runs, and everything at the end, of ``run cert-manager datadog-agent
+    EXTRA`` with ``--log-format auto`` (the default) in ``terminal``."""
+    argv = check_runner.argv(*CHECKS, *extra, "--log-format", "auto", report=report)
     terminal.start([sys.executable, "-m", "kibertas_async", *argv], terminal_environment())
     during = terminal.wait_for(a_running_step, "a row running a step")
     code = terminal.wait_exit()
@@ -55,7 +56,9 @@ def test_the_board_while_the_checks_run_and_at_the_end(
     make_terminal: MakeTerminal, check_runner: CheckRunner, nothing_left: NothingLeft, tmp_path: Path
 ) -> None:
     terminal = make_terminal(width=160, height=40)
-    during, final = run_in_terminal(terminal, check_runner, tmp_path / "report.json")
+    # A blue/green comparison of the two clusters too (timings never a regression: this is no benchmark).
+    compare = ("--compare", "sandbox-1,sandbox-2", "--regression-factor", "1000")
+    during, final = run_in_terminal(terminal, check_runner, tmp_path / "report.json", *compare)
 
     assert [row.split()[:2] for row in board_rows(during)] == [[c, k] for c in CLUSTERS for k in CHECKS]
     assert "running" in board_title(during)
@@ -69,6 +72,10 @@ def test_the_board_while_the_checks_run_and_at_the_end(
     summary = summary_lines(final)
     assert [line.split()[:3] for line in summary[:4]] == [[c, k, "OK"] for c in CLUSTERS for k in CHECKS]
     assert summary[-1].startswith("OK: 4 passed in ") and summary[-1].endswith(f"(run {report['run_id']})")
+    comparison = summary[summary.index(next(line for line in summary if line.startswith("CHECK / VERSION"))) :]
+    check_rows = [line.split()[:3] for line in comparison if line.split()[0] in CHECKS and not line.startswith(" ")]
+    assert check_rows == [[check, "OK", "OK"] for check in CHECKS]
+    assert "OK: sandbox-2 has no regression against sandbox-1" in comparison
     assert_no_json_lines(final)
     assert terminal.cursor_shown_at_end()
     nothing_left()
