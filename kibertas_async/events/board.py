@@ -13,6 +13,8 @@ A row is one line whatever the terminal's width: the step and what was last seen
 an ellipsis) before the cluster, check, result and time are; when the rows outnumber the terminal's
 lines, the running and failed ones are shown and the rest counted. Rendering (rich's ``Live``, its own
 thread, four times a second) reads a snapshot taken under a lock, so an event never meets a half-drawn row.
+The board follows the terminal's size as it changes; a terminal that reflows its lines when made
+narrower (tmux does) may keep the remains of the drawing before above it, the board itself is whole.
 """
 
 from __future__ import annotations

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pluggy
 import pytest
+import structlog
 
 from kibertas_async.events import choose_log_format, get_logger, run_view
 from kibertas_async.hookspecs import PROJECT_NAME
@@ -18,6 +21,18 @@ from kibertas_async.hookspecs import PROJECT_NAME
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_before() -> Iterator[None]:
+    """These tests configure logging for the whole process: leave it as it was found."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.getLogger("kibertas_async").setLevel(logging.NOTSET)
 
 
 @pytest.mark.parametrize(
@@ -80,3 +95,23 @@ def test_help_and_list_do_not_import_rich() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert done.stdout.splitlines()[-1] == "False", done.stdout
+
+
+def test_an_exception_through_the_run_stops_the_board_and_gives_the_cursor_back() -> None:
+    manager = pluggy.PluginManager(PROJECT_NAME)
+    terminal = _Terminal()
+    stderr = sys.stderr
+    redirected: list[bool] = []
+
+    def broken_run() -> None:
+        with run_view("auto", level="info", plugins=manager, stream=terminal, environ={"TERM": "xterm"}):
+            redirected.append(sys.stderr is not stderr)  # stray writes go above the board meanwhile
+            raise RuntimeError("the engine broke")
+
+    with pytest.raises(RuntimeError, match="the engine broke"):
+        broken_run()
+    assert redirected == [True]
+    drawn = terminal.getvalue()
+    assert drawn.rfind("\x1b[?25h") > drawn.rfind("\x1b[?25l") > -1
+    assert sys.stderr is stderr
+    assert manager.get_plugins() == set()
