@@ -240,7 +240,7 @@ def describe_pod(pod: KubeObject) -> Diagnostic:
             f"container {container.get('name')}: {kind}{f' ({reason})' if reason else ''}, "
             f"ready {container.get('ready')}, restarts {container.get('restartCount', 0)}"
         )
-    lines += problems
+    lines += [problem for problem in problems if problem not in lines]
     return Diagnostic(source, title, lines)
 
 

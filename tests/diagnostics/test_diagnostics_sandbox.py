@@ -308,3 +308,39 @@ def test_a_role_without_the_diagnostics_grants_gets_a_line_saying_so_never_a_fai
     (log,) = [item for key, item in by_source.items() if key.startswith(f"log {AGENT_NAMESPACE}/{AGENT_NAME}-")]
     assert log["title"].startswith("no logs: pods/log answered 403 Forbidden: "), log
     assert 'cannot get resource "pods/log"' in log["title"]
+
+
+@contextlib.contextmanager
+def _autoscaler_disabled(sandbox: Sandbox) -> Iterator[None]:
+    """The cluster-autoscaler suite's ``sandbox_autoscaler(enabled="false")``, on one cluster."""
+    from kibertas_async_cluster_autoscaler.sandbox.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE
+
+    def patch(value: str | None) -> None:
+        body = json.dumps({"data": {"enabled": value}})
+        kubectl(
+            sandbox, BROKEN, "-n", CONFIGMAP_NAMESPACE, "patch", "configmap", CONFIGMAP_NAME, "--type=merge", "-p", body
+        )
+
+    before = sandbox.cluster(BROKEN).api().get(f"/api/v1/namespaces/{CONFIGMAP_NAMESPACE}/configmaps/{CONFIGMAP_NAME}")
+    patch("false")
+    try:
+        yield
+    finally:
+        patch((before.get("data") or {}).get("enabled"))
+
+
+def test_cluster_autoscaler_absent_shows_the_pending_pods_and_the_schedulers_events(
+    check_runner: CheckRunner, sandbox: Sandbox, nothing_left: NothingLeft
+) -> None:
+    with _autoscaler_disabled(sandbox):
+        run = check_runner.run("cluster-autoscaler", "--scale-up-timeout", "6s", clusters=[BROKEN])
+    result = run.result(BROKEN)
+    assert result.outcome is Outcome.TIMEOUT, result
+    assert result.step == "wait for scale-up"
+    pending = [d for d in result.diagnostics if d.source.startswith("pod ") and d.title.startswith("Pending: ")]
+    assert pending, result.diagnostics
+    assert "PodScheduled=False (Unschedulable): 0/4 nodes are available: " in pending[0].title
+    events = next(d for d in result.diagnostics if d.source.startswith("events "))
+    assert "latest FailedScheduling on Pod/" in events.title, events
+    _assert_bounded_and_cleaned_up(run, result)
+    nothing_left(run)
