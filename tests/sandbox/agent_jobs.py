@@ -6,7 +6,10 @@ the tests skip with the reason, and fail with it when ``$CI`` is true (never a s
 
 from __future__ import annotations
 
+import atexit
 import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +18,10 @@ import yaml
 
 from kibertas_async.kube import KubeObject
 from kibertas_async.kube.resources import Resource
+from kibertas_async.sandbox.addons import SandboxAddon
 from kibertas_async.sandbox.build import binaries_for
 from kibertas_async.sandbox.nodeagent import NODE_AGENT_LABEL, NODE_AGENT_TAINT
-from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
+from kibertas_async.sandbox.runner import Sandbox, SandboxCluster, SandboxConfig
 from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
 from kibertas_async.testing import ci_requires_sandbox
 
@@ -48,6 +52,23 @@ def require_agent_prerequisites() -> None:
     built = subprocess.run([str(REPO / "scripts" / "image"), "--check"], capture_output=True, text=True, timeout=900)
     if built.returncode != 0:
         unavailable(f"`scripts/image --check` failed (exit {built.returncode}):\n{built.stderr[-3000:]}")
+
+
+@contextmanager
+def sandbox_with_agent(state_dir: Path, cluster: str, addons: Sequence[SandboxAddon]) -> Iterator[Sandbox]:
+    """A one-cluster sandbox with ``addons`` (the node agent among them), stopped afterwards; the
+    prerequisites (binaries, podman, the image) checked first."""
+    require_agent_prerequisites()
+    config = SandboxConfig(
+        cluster_names=(cluster,), state_dir=state_dir, kubeconfig=state_dir / "kubeconfig", addons=tuple(addons)
+    )
+    started = Sandbox.start(config, die_with_parent=True)
+    atexit.register(started.down)
+    try:
+        yield started
+    finally:
+        started.down()
+        atexit.unregister(started.down)
 
 
 def render_postsync(sandbox: Sandbox, cluster: SandboxCluster) -> list[dict[str, Any]]:

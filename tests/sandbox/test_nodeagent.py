@@ -7,7 +7,6 @@ skip with the reason, and fail with it when ``$CI`` is true.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import secrets
@@ -27,7 +26,7 @@ from kibertas_async.sandbox.addons.kwok import KWOK_NODE_ANNOTATION, KwokAddon, 
 from kibertas_async.sandbox.nodeagent import NODE_AGENT_LABEL, NODE_AGENT_TAINT, NodeAgentAddon, node_name, pod_log_path
 from kibertas_async.sandbox.nodeagent.agent import LEASES
 from kibertas_async.sandbox.nodeagent.podman import AGENT_DIR_LABEL, container_name
-from kibertas_async.sandbox.runner import Sandbox, SandboxCluster, SandboxConfig
+from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
 from kibertas_async.testing import api_client
 from tests.sandbox.agent_jobs import (
     IMAGE,
@@ -36,7 +35,7 @@ from tests.sandbox.agent_jobs import (
     job_finished,
     on_the_agent_node,
     render_postsync,
-    require_agent_prerequisites,
+    sandbox_with_agent,
     the_one,
 )
 
@@ -50,24 +49,10 @@ WAIT_LIMIT = 120.0
 @pytest.fixture(scope="module")
 def agent_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """One cluster with a single kwok node and the node agent, the image built beforehand."""
-    require_agent_prerequisites()
     state_dir = tmp_path_factory.mktemp("nodeagent-sandbox")
-    config = SandboxConfig(
-        cluster_names=(CLUSTER,),
-        state_dir=state_dir,
-        kubeconfig=state_dir / "kubeconfig",
-        addons=(
-            KwokAddon(nodes=[NodeShape("t3.small", "ap-northeast-1a", "SPOT", cpu="2", memory="2Gi")]),
-            NodeAgentAddon(),
-        ),
-    )
-    started = Sandbox.start(config, die_with_parent=True)
-    atexit.register(started.down)
-    try:
+    kwok = KwokAddon(nodes=[NodeShape("t3.small", "ap-northeast-1a", "SPOT", cpu="2", memory="2Gi")])
+    with sandbox_with_agent(state_dir, CLUSTER, (kwok, NodeAgentAddon())) as started:
         yield started
-    finally:
-        started.down()
-        atexit.unregister(started.down)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ here). The Chatwork message goes to the Chatwork stand-in, on loopback like ever
 
 from __future__ import annotations
 
-import atexit
 import json
 import secrets
 import time
@@ -27,7 +26,7 @@ from kibertas_async.kube import KubeClient, KubeObject
 from kibertas_async.kube.resources import DAEMONSETS, NAMESPACES, NODES, PODS
 from kibertas_async.sandbox.addons.discovery import RUN_CONFIG_NAME, default_addons
 from kibertas_async.sandbox.nodeagent import NodeAgentAddon, node_name, pod_log_path
-from kibertas_async.sandbox.runner import Sandbox, SandboxCluster, SandboxConfig
+from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
 from kibertas_async.testing import api_client
 from kibertas_async.testing.standins.chatwork import ChatworkStandin
 from tests.sandbox.agent_jobs import (
@@ -37,7 +36,7 @@ from tests.sandbox.agent_jobs import (
     json_events,
     on_the_agent_node,
     render_postsync,
-    require_agent_prerequisites,
+    sandbox_with_agent,
     the_one,
 )
 
@@ -59,21 +58,9 @@ GONE_LIMIT = 120.0
 
 @pytest.fixture(scope="module")
 def job_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    require_agent_prerequisites()
     state_dir = tmp_path_factory.mktemp("postsync-sandbox")
-    config = SandboxConfig(
-        cluster_names=(CLUSTER,),
-        state_dir=state_dir,
-        kubeconfig=state_dir / "kubeconfig",
-        addons=(*default_addons(), NodeAgentAddon()),
-    )
-    started = Sandbox.start(config, die_with_parent=True)
-    atexit.register(started.down)
-    try:
+    with sandbox_with_agent(state_dir, CLUSTER, (*default_addons(), NodeAgentAddon())) as started:
         yield started
-    finally:
-        started.down()
-        atexit.unregister(started.down)
 
 
 @pytest.fixture
