@@ -431,9 +431,30 @@ async def find_leftovers(
 
 
 def leftovers(sandbox: Sandbox, run_id: str | None = None, clusters: Sequence[str] | None = None) -> list[str]:
-    """:func:`find_leftovers` from synchronous code (a test that runs the CLI in process)."""
+    """:func:`find_leftovers` from synchronous code (a test that runs the CLI in process). Called where an
+    event loop already runs (an async test using the ``nothing_left`` fixture), it runs its own loop in a
+    worker thread and waits for it."""
     import anyio
 
-    found = anyio.run(find_leftovers, sandbox, run_id, clusters)
+    def find() -> list[str]:
+        return anyio.run(find_leftovers, sandbox, run_id, clusters)
+
+    if _loop_running():
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            found = worker.submit(find).result()
+    else:
+        found = find()
     _collect_sockets_left_mid_tls_shutdown()
     return found
+
+
+def _loop_running() -> bool:
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -4,6 +4,7 @@ results, a hermetic environment, and leftovers found on any kind."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -68,3 +69,9 @@ def test_bad_input_writes_no_report_and_results_say_so(check_runner: CheckRunner
     assert "no-such-check" in run.err
     with pytest.raises(AssertionError, match="wrote no report"):
         run.result("sandbox-1")
+
+
+@pytest.mark.anyio
+async def test_nothing_left_works_inside_an_async_test(nothing_left: Any) -> None:
+    """The fixture is synchronous; in a test whose event loop runs, it lists from a worker thread."""
+    nothing_left()  # would raise "Already running asyncio in this thread" without the worker
