@@ -342,13 +342,13 @@ async def connect(target: ClusterTarget, *, timeout: float = 15.0) -> KubeClient
 
     Raises :class:`ClusterUnreachable` with a readable reason otherwise.
     """
-    from kubernetes_asyncio import config as kube_config
-    from kubernetes_asyncio.client import ApiClient, Configuration
+    from kibertas_async.kube import _kubernetes_asyncio
 
+    Configuration, ApiClient, kube_config = _kubernetes_asyncio.load()
     try:
         configuration = Configuration()
         if target.in_cluster:
-            kube_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            kube_config.load_incluster_config(client_configuration=configuration)
         else:
             await kube_config.load_kube_config(
                 config_file=target.kubeconfig,
