@@ -27,10 +27,12 @@ def kubeconfig_secrets(paths: Iterable[Path], *, in_cluster: bool = False) -> li
     service-account token when ``in_cluster``."""
     import yaml
 
+    from kibertas_async.clusters.kubeconfig_file import load_kubeconfig_document
+
     found: list[str] = []
     for path in paths:
         try:
-            loaded: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+            loaded: Any = load_kubeconfig_document(path)
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue
         if not isinstance(loaded, dict):

@@ -105,6 +105,8 @@ def read_kubeconfig(paths: list[Path], *, required: bool) -> KubeconfigContexts:
     """Read contexts from the files; the first file defining a name wins, as with kubectl."""
     import yaml
 
+    from kibertas_async.clusters.kubeconfig_file import load_kubeconfig_document
+
     found = KubeconfigContexts(paths=paths)
     for path in paths:
         if not path.exists():
@@ -112,10 +114,10 @@ def read_kubeconfig(paths: list[Path], *, required: bool) -> KubeconfigContexts:
                 raise UsageError(f"kubeconfig {path} does not exist (check --kubeconfig or KUBECONFIG)")
             continue
         try:
-            loaded: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+            loaded: Any = load_kubeconfig_document(path)
         except OSError as error:
             raise UsageError(f"cannot read kubeconfig {path}: {error.strerror or error}") from None
-        except yaml.YAMLError:
+        except (yaml.YAMLError, UnicodeDecodeError):
             raise UsageError(f"kubeconfig {path} is not valid YAML") from None
         if loaded is None:
             continue
