@@ -24,7 +24,6 @@ from kibertas_async._version import __version__
 if TYPE_CHECKING:
     from kibertas_async.checks import Check, CheckContext, Permission, Step
     from kibertas_async.checks.waiting import PermanentError, PollState, TemporaryError
-    from kibertas_async.engine.results import CheckResult, CleanupResult, Outcome, RunReport, StepResult
     from kibertas_async.errors import (
         CheckError,
         CheckFailed,
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
         parse_positive_int,
     )
     from kibertas_async.outputs import Notifier, Reporter, RunInfo
+    from kibertas_async.results import CheckResult, CleanupResult, Outcome, RunReport, StepResult
 
 # Loaded on first use, so that `kibertas-async --help` does not pay for anyio, pluggy and the rest.
 _LAZY = {
@@ -58,11 +58,11 @@ _LAZY = {
     "PermanentError": "kibertas_async.checks.waiting",
     "PollState": "kibertas_async.checks.waiting",
     "TemporaryError": "kibertas_async.checks.waiting",
-    "CheckResult": "kibertas_async.engine.results",
-    "CleanupResult": "kibertas_async.engine.results",
-    "Outcome": "kibertas_async.engine.results",
-    "RunReport": "kibertas_async.engine.results",
-    "StepResult": "kibertas_async.engine.results",
+    "CheckResult": "kibertas_async.results",
+    "CleanupResult": "kibertas_async.results",
+    "Outcome": "kibertas_async.results",
+    "RunReport": "kibertas_async.results",
+    "StepResult": "kibertas_async.results",
     "CheckError": "kibertas_async.errors",
     "CheckFailed": "kibertas_async.errors",
     "CheckSkipped": "kibertas_async.errors",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kibertas_async.engine.results import PluginProblem
+from kibertas_async.results import PluginProblem
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ import pluggy
 if TYPE_CHECKING:
     from kibertas_async.checks import Check
     from kibertas_async.diagnostics import DiagnosticSource
-    from kibertas_async.engine.results import CheckResult, RunReport
     from kibertas_async.options import Option, OptionValues
     from kibertas_async.outputs import Notifier, Reporter, RunInfo
+    from kibertas_async.results import CheckResult, RunReport
     from kibertas_async.sandbox.addons import SandboxAddon
 
 PROJECT_NAME = "kibertas_async"
@@ -84,7 +84,7 @@ def kibertas_async_register_diagnostics(result: CheckResult) -> list[DiagnosticS
     Called for each such result, before the check's cleanup (its objects still exist). Each source's
     ``async collect(context)`` gets a :class:`~kibertas_async.diagnostics.DiagnosticsContext` (the
     cluster's client, the check's namespaces, its add-ons' workloads, the object its step waited on) and
-    returns :class:`~kibertas_async.engine.results.Diagnostic` objects, most telling first. All sources run
+    returns :class:`~kibertas_async.results.Diagnostic` objects, most telling first. All sources run
     at once within a few seconds in all; what they return is bounded and redacted.
 
     :param result: the outcome, failing step and reason so far; return ``[]`` for a check you know nothing of.

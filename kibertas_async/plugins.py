@@ -20,10 +20,10 @@ import pluggy
 
 from kibertas_async import hookspecs
 from kibertas_async.checks import Check
-from kibertas_async.engine.results import PluginProblem
 from kibertas_async.errors import PluginError
 from kibertas_async.hookcalls import call_each
 from kibertas_async.options import Option
+from kibertas_async.results import PluginProblem
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 BUILTIN_PLUGINS = (

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from kibertas_async.engine.results import CleanupResult
+from kibertas_async.results import CleanupResult
 
 CleanupAction = Callable[[], Awaitable[None]]
 

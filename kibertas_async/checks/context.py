@@ -16,12 +16,12 @@ from kibertas_async.checks.cleanup import CleanupStack
 from kibertas_async.checks.waiting import Failure, PollState, failure_reason
 from kibertas_async.checks.waiting import poll as _poll
 from kibertas_async.diagnostics.sources import WaitedOn
-from kibertas_async.engine.results import Outcome, StepResult
 from kibertas_async.errors import CheckError, CheckFailed, CheckSkipped, StepTimeout, primary_exception
 from kibertas_async.kube.client import backoff_delay
 from kibertas_async.kube.errors import KubeApiError, KubeUnavailable
 from kibertas_async.kube.resources import NAMESPACES, Resource
 from kibertas_async.options.option import format_duration
+from kibertas_async.results import Outcome, StepResult
 
 if TYPE_CHECKING:
     from kibertas_async.events import Logger, SecretRedactor

@@ -1,7 +1,7 @@
 """Blue/green comparison: the same checks on an old and a new cluster, side by side.
 
 Per check: both outcomes, the step durations with their ratio (new / old), and the add-on versions the
-check reported (facts named ``<add-on> version``, :mod:`kibertas_async.compare.facts`); for the
+check reported (facts named ``<add-on> version``, :mod:`kibertas_async.results`); for the
 clusters, their Kubernetes versions. A **regression** is
 
 - ``outcome``: the check did not pass on new where it passed on old;
@@ -14,183 +14,23 @@ A version that differs is shown, never a regression by itself: upgrading is the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
-from kibertas_async.compare.facts import addon_of, is_known, is_missing, is_version_fact
-from kibertas_async.engine.results import CheckResult, Outcome, RunReport
-
-DEFAULT_REGRESSION_FACTOR = 2.0
-DEFAULT_TIMING_FLOOR = 1.0
-"""Seconds: durations shorter than this count as this long when judging a slowdown."""
-
-
-@dataclass(frozen=True)
-class ComparisonSettings:
-    """Which two clusters to compare, and how strictly."""
-
-    old: str
-    new: str
-    regression_factor: float = DEFAULT_REGRESSION_FACTOR
-    timing_floor: float = DEFAULT_TIMING_FLOOR
-
-
-@dataclass(frozen=True)
-class SideResult:
-    """One check's result on one side, as much as a comparison needs."""
-
-    outcome: Outcome
-    step: str | None = None
-    reason: str = ""
-    steps: tuple[tuple[str, Outcome, float], ...] = ()
-    """``(name, outcome, seconds)`` per step, in order."""
-    facts: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, result: CheckResult) -> SideResult:
-        """From a result of this run."""
-        return cls(
-            outcome=result.outcome,
-            step=result.step,
-            reason=result.reason,
-            steps=tuple((step.name, step.outcome, step.duration) for step in result.steps),
-            facts=dict(result.facts),
-        )
-
-    def why(self) -> str:
-        """``STEP: REASON`` (or what there is of it)."""
-        return f"{self.step}: {self.reason}" if self.step and self.reason else self.reason or (self.step or "")
-
-
-@dataclass(frozen=True)
-class Side:
-    """One cluster's results: what is compared."""
-
-    cluster: str
-    results: Mapping[str, SideResult]
-    """Check name → its result."""
-    kubernetes_version: str | None = None
-    source: str = ""
-    """Where it came from: a run id, a report file."""
-
-    @classmethod
-    def of_run(cls, report: RunReport, cluster: str) -> Side:
-        """One cluster of a finished run."""
-        return cls(
-            cluster=cluster,
-            results={result.check: SideResult.of(result) for result in report.results if result.cluster == cluster},
-            kubernetes_version=report.kubernetes_versions.get(cluster),
-            source=f"run {report.run_id}",
-        )
-
-
-@dataclass(frozen=True)
-class Timing:
-    """One step's duration on both sides."""
-
-    name: str
-    old: float
-    new: float
-    regression: bool = False
-
-    @property
-    def ratio(self) -> float | None:
-        """``new / old``; ``None`` when old took no measurable time."""
-        return self.new / self.old if self.old > 0 else None
-
-    def key(self, floor: float) -> bool:
-        """Whether it is worth showing: either side took at least ``floor`` seconds (a wait, not a call)."""
-        return max(self.old, self.new) >= floor
-
-
-@dataclass(frozen=True)
-class VersionPair:
-    """An add-on's (or Kubernetes') version on both sides; ``None`` when that side did not report it."""
-
-    name: str
-    old: str | None
-    new: str | None
-
-    @property
-    def changed(self) -> bool:
-        """Both sides know a version, and they differ."""
-        return (
-            self.old is not None
-            and self.new is not None
-            and is_known(self.old)
-            and is_known(self.new)
-            and (self.old != self.new)
-        )
-
-    @property
-    def missing_on(self) -> str | None:
-        """``"old"`` or ``"new"`` when the add-on was not found there but was found on the other side."""
-        if self.old is None or self.new is None:
-            return None
-        if is_missing(self.new) and is_known(self.old):
-            return "new"
-        if is_missing(self.old) and is_known(self.new):
-            return "old"
-        return None
-
-
-@dataclass(frozen=True)
-class Regression:
-    """One reason the new cluster is worse than the old."""
-
-    check: str
-    kind: str
-    """``outcome``, ``timing`` or ``missing``."""
-    message: str
-
-
-@dataclass(frozen=True)
-class CheckComparison:
-    """One check on both sides."""
-
-    check: str
-    old: SideResult | None
-    """``None`` when the check did not run on that side."""
-    new: SideResult | None
-    timings: tuple[Timing, ...] = ()
-    versions: tuple[VersionPair, ...] = ()
-    regressions: tuple[Regression, ...] = ()
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """The whole comparison of two sides."""
-
-    settings: ComparisonSettings
-    old_source: str
-    new_source: str
-    kubernetes: VersionPair
-    checks: tuple[CheckComparison, ...]
-
-    @property
-    def regressions(self) -> list[Regression]:
-        """Every regression, check by check."""
-        return [regression for check in self.checks for regression in check.regressions]
-
-    @property
-    def ok(self) -> bool:
-        """No regression."""
-        return not self.regressions
-
-    @property
-    def version_changes(self) -> list[tuple[str, VersionPair]]:
-        """``(check, pair)`` for every version that differs; the check is ``""`` for Kubernetes itself."""
-        changes = [("", self.kubernetes)] if self.kubernetes.changed else []
-        return changes + [(check.check, pair) for check in self.checks for pair in check.versions if pair.changed]
-
-    def verdict(self) -> str:
-        """One line: ``OK: new (cluster) has no regression against old`` or ``NG: 2 regressions ...``."""
-        old, new = self.settings.old, self.settings.new
-        count = len(self.regressions)
-        if not count:
-            return f"OK: {new} has no regression against {old}"
-        return f"NG: {new} has {count} regression{'s' if count != 1 else ''} against {old}"
+from kibertas_async.results import (
+    CheckComparison,
+    Comparison,
+    ComparisonSettings,
+    Outcome,
+    Regression,
+    RunReport,
+    Side,
+    SideResult,
+    Timing,
+    VersionPair,
+    addon_of,
+    is_version_fact,
+)
 
 
 def compare(old: Side, new: Side, settings: ComparisonSettings) -> Comparison:

@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kibertas_async.compare.comparison import Side, SideResult
-from kibertas_async.engine.results import Outcome
 from kibertas_async.errors import UsageError
+from kibertas_async.results import Outcome, Side, SideResult
 
 SCHEMA = "kibertas-async/run-report"
 READABLE_VERSIONS = (1, 2)

@@ -9,7 +9,7 @@ from kibertas_async.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from kibertas_async.diagnostics.sources import DiagnosticSource
-    from kibertas_async.engine.results import CheckResult
+    from kibertas_async.results import CheckResult
 
 
 @hookimpl(tryfirst=True)  # first in the list, so its findings lead (each source's first comes first)

@@ -15,7 +15,7 @@ from kibertas_async.diagnostics.sources import (
     DiagnosticsContext,
     DiagnosticSource,
 )
-from kibertas_async.engine.results import Diagnostic, PluginProblem
+from kibertas_async.results import Diagnostic, PluginProblem
 
 if TYPE_CHECKING:
     from kibertas_async.events import SecretRedactor

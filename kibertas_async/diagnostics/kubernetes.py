@@ -24,9 +24,9 @@ import anyio
 
 from kibertas_async.diagnostics.collect import one_line
 from kibertas_async.diagnostics.sources import MAX_LINES, REQUEST_TIMEOUT, AddonWorkload, DiagnosticsContext
-from kibertas_async.engine.results import Diagnostic
 from kibertas_async.kube.errors import KubeApiError, KubeUnavailable
 from kibertas_async.kube.resources import DAEMONSETS, DEPLOYMENTS, EVENTS, PODS
+from kibertas_async.results import Diagnostic
 
 if TYPE_CHECKING:
     from kibertas_async.diagnostics.sources import WaitedOn

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 
 if TYPE_CHECKING:
-    from kibertas_async.engine.results import CheckResult, Diagnostic, StepResult
     from kibertas_async.kube.addon_version import Workload
     from kibertas_async.kube.client import KubeClient, KubeObject
     from kibertas_async.kube.resources import Resource
     from kibertas_async.options import OptionValues
+    from kibertas_async.results import CheckResult, Diagnostic, StepResult
 
 COLLECT_TIMEOUT = 5.0
 """Seconds all diagnostics of one result may take together; whatever is not in by then is left out."""

@@ -24,14 +24,6 @@ from kibertas_async.checks import Check, CheckContext, CleanupGuard, CleanupStac
 from kibertas_async.compare import ComparisonSettings, compare_run
 from kibertas_async.diagnostics import AddonWorkload, DiagnosticsContext, collect_diagnostics
 from kibertas_async.engine import settings
-from kibertas_async.engine.results import (
-    CheckResult,
-    CleanupResult,
-    Outcome,
-    PluginProblem,
-    RunReport,
-    ShardInfo,
-)
 from kibertas_async.errors import (
     CheckError,
     CheckFailed,
@@ -46,6 +38,14 @@ from kibertas_async.kube import ClusterTarget, ClusterUnreachable, KubeApiError,
 from kibertas_async.kube.addon_version import Workload
 from kibertas_async.options import OptionValues
 from kibertas_async.outputs import Notifier, RunInfo
+from kibertas_async.results import (
+    CheckResult,
+    CleanupResult,
+    Outcome,
+    PluginProblem,
+    RunReport,
+    ShardInfo,
+)
 
 SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 DIAGNOSED_OUTCOMES = (Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT)

@@ -32,9 +32,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from kibertas_async.engine.results import CheckResult, Outcome, RunReport
 from kibertas_async.hookspecs import hookimpl
 from kibertas_async.outputs.protocols import RunInfo
+from kibertas_async.results import CheckResult, Outcome, RunReport
 
 __all__ = ["LiveBoard"]
 

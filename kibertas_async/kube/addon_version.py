@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 import anyio
 
 from kibertas_async.checks.check import Permission
-from kibertas_async.compare.facts import NOT_FOUND, UNKNOWN, version_fact
 from kibertas_async.kube.errors import KubeApiError, KubeUnavailable
 from kibertas_async.kube.resources import DAEMONSETS, DEPLOYMENTS
 from kibertas_async.options import Option
+from kibertas_async.results import NOT_FOUND, UNKNOWN, version_fact
 
 if TYPE_CHECKING:
     from kibertas_async.checks.context import CheckContext
@@ -92,7 +92,7 @@ class AddonVersion:
 
     version: str
     """The version, or text starting with ``not found`` or ``unknown``
-    (:mod:`kibertas_async.compare.facts`)."""
+    (:mod:`kibertas_async.results`)."""
     image: str = ""
     workload: str = ""
     """``Deployment NAMESPACE/NAME`` when found."""

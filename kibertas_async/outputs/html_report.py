@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kibertas_async._version import __version__
 from kibertas_async.compare import Comparison, SideResult, Timing, VersionPair
-from kibertas_async.engine.results import CheckResult, Diagnostic, Outcome, RunReport, StepResult
+from kibertas_async.results import CheckResult, Diagnostic, Outcome, RunReport, StepResult
 
 MARKS = {
     Outcome.PASSED: "OK",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kibertas_async.compare import comparison_to_dict
-from kibertas_async.engine.results import (
+from kibertas_async.results import (
     CheckResult,
     CleanupResult,
     Diagnostic,

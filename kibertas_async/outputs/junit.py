@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from kibertas_async.compare import Comparison, outcome_mark
-from kibertas_async.engine.results import CheckResult, Outcome, RunReport
+from kibertas_async.results import CheckResult, Outcome, RunReport
 
 
 def report_to_junit(report: RunReport) -> ET.ElementTree[ET.Element]:

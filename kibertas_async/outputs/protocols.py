@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from kibertas_async.engine.results import RunReport
+from kibertas_async.results import RunReport
 
 
 @dataclass(frozen=True)

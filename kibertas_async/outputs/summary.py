@@ -6,7 +6,7 @@ import sys
 from typing import IO
 
 from kibertas_async.compare import Comparison, Timing, VersionPair, outcome_mark
-from kibertas_async.engine.results import Outcome, RunReport
+from kibertas_async.results import Outcome, RunReport
 
 _MARK = {
     Outcome.PASSED: "OK",

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 from kibertas_async.errors import KibertasError, UsageError
 
 if TYPE_CHECKING:
-    from kibertas_async.engine.results import RunReport
     from kibertas_async.kube import ClusterTarget
     from kibertas_async.options import Option, OptionValues
     from kibertas_async.plugins import Registry
     from kibertas_async.reports.store import ReportStore
+    from kibertas_async.results import RunReport
 
 POLL_INTERVAL = 5.0
 """How often ``--wait`` looks for the reports still missing."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from kibertas_async.engine.results import CheckResult, Outcome, PluginProblem, RunReport, ShardInfo
 from kibertas_async.errors import UsageError
+from kibertas_async.results import CheckResult, Outcome, PluginProblem, RunReport, ShardInfo
 
 
 def missing_reason(index: int, count: int, why: str = "sent no report") -> str:

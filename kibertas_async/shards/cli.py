@@ -68,8 +68,8 @@ def prepare_shard(plan: RunPlan, args: argparse.Namespace, environ: Mapping[str,
     :raises UsageError: a bad shard or location; a shard with nowhere to put its report; shards of more
         than one that were not given one run id (their reports could not be merged).
     """
-    from kibertas_async.engine.results import ShardInfo
     from kibertas_async.reports.store import open_store
+    from kibertas_async.results import ShardInfo
 
     shard = requested_shard(args.shard, environ)
     stores: list[ReportStore] = []

@@ -2,7 +2,7 @@
 
 kopf's ``KopfRunner`` is the model: the test says what to run, the runner runs the real CLI (in this
 process, or as a subprocess exactly as a user would), and hands back what a test asserts on — the exit
-code, the :class:`~kibertas_async.engine.results.RunReport` read from ``--report-json`` (typed results:
+code, the :class:`~kibertas_async.results.RunReport` read from ``--report-json`` (typed results:
 outcome, step, reason, facts, steps, cleanup actions, API request count), the JSON event stream, stdout::
 
     def test_my_check_passes(check_runner: CheckRunner, nothing_left: NothingLeft) -> None:
@@ -44,7 +44,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from kibertas_async.engine.results import CheckResult, RunReport
+from kibertas_async.results import CheckResult, RunReport
 from kibertas_async.sandbox.runner import Sandbox
 
 __all__ = [

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from kibertas_async.compare import ComparisonSettings, Side, SideResult, compare, compare_run
-from kibertas_async.engine.results import CheckResult, Outcome, RunReport, StepResult
+from kibertas_async.results import CheckResult, Outcome, RunReport, StepResult
 
 SETTINGS = ComparisonSettings("old", "new", regression_factor=2.0, timing_floor=1.0)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kibertas_async import hookimpl
 from kibertas_async.diagnostics import DiagnosticSource
-from kibertas_async.engine.results import CheckResult
+from kibertas_async.results import CheckResult
 
 
 @hookimpl

@@ -7,7 +7,7 @@ import anyio
 
 from kibertas_async import hookimpl
 from kibertas_async.diagnostics import DiagnosticsContext, DiagnosticSource
-from kibertas_async.engine.results import CheckResult, Diagnostic
+from kibertas_async.results import CheckResult, Diagnostic
 
 EXTRA_SOURCE = "extra-plugin probe"
 

@@ -18,10 +18,10 @@ from kibertas_async.diagnostics import (
     select,
 )
 from kibertas_async.diagnostics.kubernetes import describe_object, describe_pod, pod_problems, workload_status
-from kibertas_async.engine.results import CheckResult, Diagnostic, Outcome, PluginProblem, RunReport
 from kibertas_async.events import REDACTED, SecretRedactor
 from kibertas_async.options import OptionValues
 from kibertas_async.outputs.json_report import report_from_dict, report_to_dict
+from kibertas_async.results import CheckResult, Diagnostic, Outcome, PluginProblem, RunReport
 from kibertas_async_chatwork.message import format_message
 
 SECRET = "s3cr3t-planted-value-0042"

@@ -20,8 +20,8 @@ import yaml
 
 from kibertas_async import Outcome
 from kibertas_async.diagnostics import MAX_DIAGNOSTICS, MAX_LINE_CHARS, MAX_LINES
-from kibertas_async.engine.results import CheckResult, Diagnostic
 from kibertas_async.events import REDACTED
+from kibertas_async.results import CheckResult, Diagnostic
 from kibertas_async.sandbox.api import ApiError
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import kubectl

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from kibertas_async import Outcome
-from kibertas_async.engine.results import CheckResult, RunReport
 from kibertas_async.outputs.html_report import HtmlReporter
+from kibertas_async.results import CheckResult, RunReport
 from kibertas_async.testing.plugin import NothingLeft
 from kibertas_async.testing.runner import CheckRunner, RunResult
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from kibertas_async.compare import ComparisonSettings, compare_run
-from kibertas_async.engine.results import (
+from kibertas_async.outputs.html_report import HtmlReporter, render_comparison_html, render_html
+from kibertas_async.outputs.json_report import report_from_dict, report_to_dict
+from kibertas_async.results import (
     CHECK_OUTCOMES,
     CheckResult,
     CleanupResult,
@@ -22,8 +24,6 @@ from kibertas_async.engine.results import (
     ShardInfo,
     StepResult,
 )
-from kibertas_async.outputs.html_report import HtmlReporter, render_comparison_html, render_html
-from kibertas_async.outputs.json_report import report_from_dict, report_to_dict
 from tests.conftest import RunCli
 
 START = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)

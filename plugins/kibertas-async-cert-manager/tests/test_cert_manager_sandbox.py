@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from kibertas_async import Outcome
-from kibertas_async.engine.results import CheckResult
+from kibertas_async.results import CheckResult
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing.plugin import NothingLeft
 from kibertas_async.testing.runner import CheckRunner, RunResult

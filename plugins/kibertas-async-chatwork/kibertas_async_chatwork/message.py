@@ -37,7 +37,7 @@ import re
 from dataclasses import dataclass
 
 from kibertas_async.compare import Comparison, outcome_mark
-from kibertas_async.engine.results import CheckResult, Outcome, RunReport
+from kibertas_async.results import CheckResult, Outcome, RunReport
 
 MAX_MESSAGE_CHARS = 10_000
 """Longest message we send. Chatwork does not document its limit (messages of 40,000 characters have

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from kibertas_async.compare import ComparisonSettings, compare_run
-from kibertas_async.engine.results import CheckResult, Outcome, RunReport, StepResult
+from kibertas_async.results import CheckResult, Outcome, RunReport, StepResult
 from kibertas_async_chatwork.message import format_message
 
 STARTED = datetime(2026, 11, 26, 8, 30, tzinfo=UTC)

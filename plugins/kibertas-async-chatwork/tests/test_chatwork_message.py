@@ -6,7 +6,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from kibertas_async.engine.results import CheckResult, Outcome, PluginProblem, RunReport
+from kibertas_async.results import CheckResult, Outcome, PluginProblem, RunReport
 from kibertas_async_chatwork.message import MAX_MESSAGE_CHARS, format_duration, format_message
 
 README = Path(__file__).parents[1] / "README.md"

@@ -14,13 +14,13 @@ import pytest
 from structlog.testing import capture_logs
 
 import kibertas_async_chatwork
-from kibertas_async.engine.results import RunReport
 from kibertas_async.errors import UsageError
 from kibertas_async.options import OptionValues
 from kibertas_async.options.config_file import ConfigFile
 from kibertas_async.options.resolution import resolve_options
 from kibertas_async.outputs import Notifier
 from kibertas_async.plugins import AUTOLOAD_ENV, create_plugin_manager
+from kibertas_async.results import RunReport
 from kibertas_async.testing.standins.chatwork import ChatworkStandin
 from kibertas_async_chatwork import plugin
 from kibertas_async_chatwork.client import RetryPolicy

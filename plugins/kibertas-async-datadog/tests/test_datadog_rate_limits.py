@@ -15,8 +15,8 @@ from typing import Any, cast
 
 import pytest
 
-from kibertas_async.engine.results import Outcome
 from kibertas_async.errors import StepTimeout
+from kibertas_async.results import Outcome
 from kibertas_async_datadog.check import STEP_WAIT_FOR_METRICS
 from kibertas_async_datadog.metrics import DatadogUnavailable, MetricsClient, asked_wait
 from kibertas_async_datadog.standin import RATE_LIMIT_NAME, DatadogStandin
