@@ -19,7 +19,8 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, Protocol
 
 from kibertas_async.events.redaction import REDACTED, SecretRedactor, environment_secrets
@@ -118,12 +119,17 @@ def configure_logging(
     stream: IO[str] | None = None,
     board: EventBoard | None = None,
 ) -> None:
-    """Set up structlog and route the standard library's logging through it.
+    """Set up structlog, and route the standard library's logging to the same place.
 
     ``log_format``: ``json``, ``console``, or ``auto`` (console on a terminal, JSON otherwise); ``live``
     is console lines unless a ``board`` is given. With a board, every event of ours reaches it, debug
     ones included (``step.progress`` is the board's "last seen"), and only those at ``level`` and at
     least warnings are printed, as console lines, through the board.
+
+    Our own events are rendered by structlog itself and written straight to the stream (one line, one
+    write): going through the standard library's ``logging`` machinery as well cost a run about a third
+    of its CPU at a thousand checks. Dependencies' standard-library loggers get the same processors
+    (context, level, time, tracebacks as text, redaction) and renderer through a ``logging`` handler.
     """
     import structlog
 
@@ -137,6 +143,7 @@ def configure_logging(
         # Tracebacks become text here, before redaction: a secret inside an exception message (an HTTP
         # error quoting a URL with a key) is then blanked like any other text.
         structlog.processors.format_exc_info,
+        # Redaction comes last before the board and the renderer: whatever a processor added is covered.
         REDACTOR,
     ]
     renderer: Any
@@ -145,25 +152,24 @@ def configure_logging(
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty(), sort_keys=False)
     numeric_level = getattr(logging, level.upper())
-    # With a board, our own events pass at every level (the handler decides what is printed); the
+    sink = _LineSink(out, board, max(numeric_level, logging.WARNING) if board is not None else logging.NOTSET)
+    observe = [sink.observe] if board is not None else []
+    # With a board, our own events pass at every level (the sink decides what is printed); the
     # dependencies' loggers stay at ``level`` through the root logger's level.
     our_level = logging.DEBUG if board is not None else numeric_level
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=[*shared, *observe, renderer],
+        logger_factory=lambda *_args: _LineLogger(sink),
         wrapper_class=structlog.make_filtering_bound_logger(our_level),
         cache_logger_on_first_use=False,
     )
-    # Redact once more as the very last step before rendering: whatever a processor added is covered.
-    last: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, REDACTOR]
-    handler: logging.Handler
-    if board is None:
-        handler = logging.StreamHandler(out)
-    else:
-        handler = _BoardHandler(board, max(numeric_level, logging.WARNING))
-        last.append(handler.feed)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[*last, renderer]))
-    logging.getLogger("kibertas_async").setLevel(logging.DEBUG if board is not None else logging.NOTSET)
+    handler = _ForeignHandler(sink)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *observe, renderer],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
@@ -172,26 +178,73 @@ def configure_logging(
         logging.getLogger(noisy).setLevel(max(numeric_level, logging.INFO))
 
 
-class _BoardHandler(logging.Handler):
-    """Hands every event to a board (:meth:`feed`, a processor of its formatter's chain, after
-    redaction) and prints those at ``print_level`` or above through it as console lines."""
+_LEVEL_NUMBERS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "msg": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
 
-    def __init__(self, board: EventBoard, print_level: int) -> None:
-        super().__init__()
+
+class _LineSink:
+    """Where rendered lines go: the stream, or (with a board) the board, which sees every event and
+    prints only those at ``print_level`` or above as lines beside it. Writes are serialized, so a line
+    from a worker thread never interleaves with another, and a stream that fails loses the line only."""
+
+    def __init__(self, out: IO[str], board: EventBoard | None, print_level: int) -> None:
+        self._out = out
         self._board = board
         self._print_level = print_level
+        self._lock = threading.Lock()
 
-    def feed(self, _logger: Any, _method: str, event: Any) -> Any:
-        """The processor: the board sees the event as rendered, secrets already blanked."""
-        self._board.observe(event)
+    def observe(self, _logger: Any, _method: str, event: Any) -> Any:
+        """The processor before the renderer: the board sees the event, secrets already blanked."""
+        if self._board is not None:
+            self._board.observe(event)
         return event
 
+    def write(self, line: str, level: int) -> None:
+        if level < self._print_level:
+            return
+        with self._lock:
+            try:
+                if self._board is not None:
+                    self._board.print_line(line)
+                else:
+                    self._out.write(line + "\n")
+                    self._out.flush()
+            except (OSError, ValueError):
+                # A closed or broken stream (stderr piped into a `head` that exited) loses the line, as a
+                # logging handler would; it never fails the code that logged.
+                pass
+
+
+class _LineLogger:
+    """structlog's logger for our events: hands each rendered line and its level to the sink."""
+
+    def __init__(self, sink: _LineSink) -> None:
+        self._sink = sink
+
+    def __getattr__(self, method: str) -> Callable[[str], None]:
+        level = _LEVEL_NUMBERS.get(method, logging.INFO)
+        return lambda line: self._sink.write(line, level)
+
+
+class _ForeignHandler(logging.Handler):
+    """The standard library's records (dependencies, the sandbox's helpers), rendered like our events."""
+
+    def __init__(self, sink: _LineSink) -> None:
+        super().__init__()
+        self._sink = sink
+
     def emit(self, record: logging.LogRecord) -> None:
-        """Feed the board; print the line if the record is important enough."""
         try:
-            line = self.format(record)
-            if record.levelno >= self._print_level:
-                self._board.print_line(line)
+            self._sink.write(self.format(record), record.levelno)
         except Exception:
             self.handleError(record)
 
