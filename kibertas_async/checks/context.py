@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import secrets
 import string
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, NoReturn, TypeVar
@@ -17,6 +17,7 @@ from kibertas_async.checks.waiting import Failure, PollState, failure_reason
 from kibertas_async.checks.waiting import poll as _poll
 from kibertas_async.diagnostics.sources import WaitedOn
 from kibertas_async.errors import CheckError, CheckFailed, CheckSkipped, StepTimeout, primary_exception
+from kibertas_async.events import bind_context, unbind_context
 from kibertas_async.kube.client import backoff_delay
 from kibertas_async.kube.errors import KubeApiError, KubeUnavailable
 from kibertas_async.kube.resources import NAMESPACES, Resource
@@ -56,6 +57,7 @@ class Step:
         self._ctx = ctx
         self._timeout = timeout
         self._scope: anyio.CancelScope | None = None
+        self._context_tokens: Mapping[str, object] = {}
         self.result = StepResult(name=name, started_at=datetime.now(UTC))
 
     @property
@@ -76,6 +78,7 @@ class Step:
         self._scope = anyio.CancelScope(deadline=deadline)
         self._scope.__enter__()
         self._ctx._steps.append(self)
+        self._context_tokens = bind_context(step=self.name)
         self._ctx.log.info("step.started", step=self.name)
         return self
 
@@ -114,6 +117,7 @@ class Step:
             **({"detail": self.result.detail} if self.result.detail else {}),
         )
         self._ctx._steps.remove(self)
+        unbind_context(self._context_tokens)
         if timed_out:
             last = f" (last seen: {self.result.detail})" if self.result.detail else ""
             raise StepTimeout(

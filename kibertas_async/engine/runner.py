@@ -32,7 +32,7 @@ from kibertas_async.errors import (
     StepTimeout,
     primary_exception,
 )
-from kibertas_async.events import REDACTOR, SecretRedactor, environment_secrets, get_logger
+from kibertas_async.events import REDACTOR, SecretRedactor, bind_context, environment_secrets, get_logger
 from kibertas_async.hookcalls import call_each
 from kibertas_async.kube import ClusterTarget, ClusterUnreachable, KubeApiError, KubeClient, KubeUnavailable, connect
 from kibertas_async.kube.addon_version import Workload
@@ -261,6 +261,8 @@ class Engine:
     # --- one check on one cluster -------------------------------------------------------------
 
     async def _run_check(self, target: ClusterTarget, check: type[Check]) -> None:
+        # This task's own context: every event logged in it, and in the tasks it starts, names the check.
+        bind_context(run_id=self.plan.run_id, cluster=target.name, check=check.name)
         result = CheckResult(
             check=check.name, cluster=target.name, outcome=Outcome.SKIPPED, started_at=datetime.now(UTC)
         )

@@ -41,11 +41,13 @@ __all__ = [
     "EventBoard",
     "Logger",
     "SecretRedactor",
+    "bind_context",
     "choose_log_format",
     "configure_logging",
     "environment_secrets",
     "get_logger",
     "run_view",
+    "unbind_context",
 ]
 
 
@@ -247,6 +249,24 @@ class _ForeignHandler(logging.Handler):
             self._sink.write(self.format(record), record.levelno)
         except Exception:
             self.handleError(record)
+
+
+def bind_context(**values: Any) -> Mapping[str, Any]:
+    """Add ``values`` (``run_id``, ``cluster``, ``check``, ``step``) to every event logged from now on in
+    this task and in the tasks it starts, through any logger: ours, a plugin's own
+    ``structlog.get_logger()``, a library's standard-library logger. Returns what :func:`unbind_context`
+    needs to take them back (a task's bindings end with the task anyway: each task has its own context).
+    """
+    import structlog
+
+    return structlog.contextvars.bind_contextvars(**values)
+
+
+def unbind_context(tokens: Mapping[str, Any]) -> None:
+    """Undo one :func:`bind_context` (the values bound before it come back)."""
+    import structlog
+
+    structlog.contextvars.reset_contextvars(**tokens)
 
 
 def get_logger(**bound: Any) -> Logger:
