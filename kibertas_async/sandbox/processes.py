@@ -87,6 +87,13 @@ class ManagedProcess:
         stat = _read_stat(self.pid)
         return stat is not None and stat[1] != "Z" and int(stat[20]) == self.start_ticks
 
+    def is_paused(self) -> bool:
+        """Whether this process is alive and stopped by a signal (SIGSTOP from :meth:`pause`): state ``T``."""
+        if not self.is_alive():
+            return False
+        stat = _read_stat(self.pid) if self.pid is not None else None
+        return stat is not None and stat[1] == "T"
+
     def exit_code(self) -> int | None:
         """The exit status, when we started the process ourselves and it has exited."""
         return None if self._popen is None else self._popen.poll()
@@ -111,12 +118,18 @@ class ManagedProcess:
         self._reap()
 
     def pause(self) -> None:
-        """Freeze the process group with SIGSTOP: its sockets stay open but nothing answers."""
+        """Freeze the process group with SIGSTOP: its sockets stay open but nothing answers.
+
+        Returns once the process is stopped (the kernel delivers the signal asynchronously), so what the
+        caller does next already meets a frozen process.
+        """
         self.signal_group(signal.SIGSTOP)
+        self._wait_for(self.is_paused, True)
 
     def resume(self) -> None:
-        """Undo :meth:`pause`."""
+        """Undo :meth:`pause`; returns once the process runs again."""
         self.signal_group(signal.SIGCONT)
+        self._wait_for(self.is_paused, False)
 
     def log_tail(self, lines: int = 20) -> str:
         """The last ``lines`` lines of the process's log."""
@@ -144,6 +157,12 @@ class ManagedProcess:
             name=data["name"], argv=tuple(data["argv"]), log_file=Path(data["log_file"]), env=data["env"]
         )
         return cls(spec, pid=data["pid"], start_ticks=data["start_ticks"])
+
+    def _wait_for(self, condition: Callable[[], bool], expected: bool, timeout: float = STOP_TIMEOUT) -> None:
+        """Poll ``condition`` until it is ``expected``, the process has exited, or ``timeout`` passed."""
+        deadline = time.monotonic() + timeout
+        while condition() is not expected and self.is_alive() and time.monotonic() < deadline:
+            time.sleep(_POLL_INTERVAL / 5)
 
     def _wait_exit(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -33,6 +33,7 @@ import re
 import secrets
 import shutil
 import socket
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -66,6 +67,14 @@ _STATE_FORMAT = 1
 _POLL_INTERVAL = 0.1
 _LOWEST_PORT = 20000
 _CLUSTER_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?")
+_FLAG = re.compile(r"--[A-Za-z0-9][A-Za-z0-9-]*(=.*)?", re.DOTALL)
+
+CORE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+"""The processes the sandbox itself starts (etcd is shared by the clusters), the ones ``extra_args`` may
+reach. kwok and the plugins' add-ons are started by their :class:`SandboxAddon` and take their own options."""
+
+FAULTS = ("pause", "stop", "unreachable")
+"""What :meth:`SandboxCluster.fault` can do to a process for the length of a ``with`` block."""
 
 
 def default_state_dir() -> Path:
@@ -104,8 +113,16 @@ class SandboxConfig:
     """Started on every cluster, in order, once its API server is ready: kwok, then the add-ons that
     installed plugins register (``kibertas_async_register_sandbox_addons``)."""
     ready_timeout: float = READY_TIMEOUT
+    extra_args: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
+    """Arguments added to a core process's own, by component (one of :data:`CORE_COMPONENTS`), each as
+    ``--flag`` or ``--flag=value``: ``{"kube-apiserver": ["--enable-admission-plugins=AlwaysPullImages"]}``.
+    They come after the sandbox's arguments, so a flag given again overrides the sandbox's value. Before
+    anything starts, each binary parses its extra arguments (with ``--version``), so an unknown flag or a
+    malformed value fails at once naming the process and the flag; a value the process refuses only
+    when it runs fails the start with that process's log."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "extra_args", _checked_extra_args(self.extra_args))
         for name in self.cluster_names:
             if not _CLUSTER_NAME.fullmatch(name):
                 raise UsageError(
@@ -127,6 +144,8 @@ class SandboxCluster:
         processes: dict[str, ManagedProcess],
         on_change: Callable[[], None] = lambda: None,
         die_with_parent: bool = False,
+        *,
+        etcd: ManagedProcess | None = None,
     ) -> None:
         self.name = name
         self.directory = directory
@@ -134,6 +153,8 @@ class SandboxCluster:
         self.token = token
         self.processes = processes
         """Component name (``kube-apiserver``, ``kube-scheduler``, ``kwok``, ...) → process."""
+        self.etcd = etcd
+        """The etcd every cluster of the sandbox shares (None for a cluster recorded without one)."""
         self._on_change = on_change
         self._die_with_parent = die_with_parent
 
@@ -179,45 +200,67 @@ class SandboxCluster:
         """Block until ``/readyz`` is ok; fail early with the log's tail if the API server exits."""
         _wait_until(self.is_ready, f"{self.name}: kube-apiserver /readyz", [self.apiserver], timeout)
 
+    def process(self, component: str) -> ProcessSwitch:
+        """The fault switches of one of this cluster's processes: ``cluster.process("kube-scheduler").pause()``.
+
+        ``component`` is ``etcd`` (shared: every cluster of the sandbox sees what is done to it),
+        ``kube-apiserver``, ``kube-controller-manager``, ``kube-scheduler``, ``kwok`` or an add-on's
+        process (the keys of :attr:`processes`). See :class:`ProcessSwitch` and docs/sandbox.md.
+
+        :raises KeyError: no such process; the message lists the ones there are.
+        """
+        ready: Callable[[], bool] | None
+        if component == "etcd" and self.etcd is not None:
+            process, ready = self.etcd, functools.partial(_etcd_healthy, _etcd_client_url(self.etcd))
+        elif component in self.processes:
+            process = self.processes[component]
+            ready = self.is_ready if component == "kube-apiserver" else None
+        else:
+            known = [*(["etcd"] if self.etcd is not None else []), *self.processes]
+            raise KeyError(f"{self.name} has no process {component!r}; it has {', '.join(known)}")
+        return ProcessSwitch(component, process, ready, self._on_change, self._die_with_parent)
+
+    @contextlib.contextmanager
+    def fault(self, component: str, fault: str) -> Iterator[ProcessSwitch]:
+        """``with cluster.fault("kube-controller-manager", "stop"): ...``: the process is paused, stopped or
+        unreachable (one of :data:`FAULTS`) within the block, and resumed or started again (and ready,
+        where it has a readiness check) after it, also when the block raises.
+
+        :raises ValueError: ``fault`` is not one of :data:`FAULTS`.
+        """
+        switch = self.process(component)
+        blocks = {"pause": switch.paused, "stop": switch.stopped, "unreachable": switch.unreachable}
+        if fault not in blocks:
+            raise ValueError(f"fault {fault!r}: give one of {', '.join(FAULTS)} (restart is switch.restart())")
+        with blocks[fault]():
+            yield switch
+
     def stop_apiserver(self) -> None:
         """Stop the API server (SIGTERM, then SIGKILL): clients see connection refused."""
-        self.apiserver.stop()
+        self.process("kube-apiserver").stop()
 
     def start_apiserver(self, timeout: float = READY_TIMEOUT) -> None:
         """Start the API server again with the same port, certificates and data, and wait until ready.
 
         In a sandbox started with ``die_with_parent`` (tests), call it from the main thread.
         """
-        if not self.apiserver.is_alive():
-            self.apiserver.start(die_with_parent=self._die_with_parent)
-            self._on_change()
-        self.wait_ready(timeout)
+        self.process("kube-apiserver").start(timeout)
 
     def restart_apiserver(self, timeout: float = READY_TIMEOUT) -> None:
         """Stop and start the API server (same port and data): existing watches break and must resume."""
-        self.stop_apiserver()
-        self.start_apiserver(timeout)
+        self.process("kube-apiserver").restart(timeout)
 
-    @contextlib.contextmanager
-    def apiserver_stopped(self) -> Iterator[None]:
+    def apiserver_stopped(self) -> contextlib.AbstractContextManager[None]:
         """Within the block the API server is down; afterwards it is started again and ready."""
-        self.stop_apiserver()
-        try:
-            yield
-        finally:
-            self.start_apiserver()
+        return self.process("kube-apiserver").stopped()
 
-    @contextlib.contextmanager
-    def unreachable(self) -> Iterator[None]:
+    def unreachable(self) -> contextlib.AbstractContextManager[None]:
         """Within the block the API server is frozen (SIGSTOP): connections open, nothing answers.
 
         This is what a network partition looks like to a client: requests hang until their timeout.
+        ``cluster.process(component).unreachable()`` does the same to another process.
         """
-        self.apiserver.pause()
-        try:
-            yield
-        finally:
-            self.apiserver.resume()
+        return self.process("kube-apiserver").unreachable()
 
     def to_json(self) -> dict[str, Any]:
         """What the state file records about this cluster."""
@@ -228,6 +271,111 @@ class SandboxCluster:
             "token": self.token,
             "processes": {component: process.to_json() for component, process in self.processes.items()},
         }
+
+
+class ProcessSwitch:
+    """Fault switches of one sandbox process, from :meth:`SandboxCluster.process`.
+
+    ``pause``/``resume`` freeze and thaw it (SIGSTOP/SIGCONT to its process group: its sockets stay open,
+    nothing it does happens); ``stop`` ends it (SIGTERM, SIGKILL after 10 s); ``start`` runs it again with
+    the same arguments, ports and data and, for etcd and kube-apiserver, waits until it answers its health
+    check; ``restart`` is both. The context managers undo their fault when the block ends, also when it
+    raises. ``unreachable`` is a pause: for a server (etcd, kube-apiserver, an add-on that serves) that is
+    what a network partition looks like to its clients (connections open, requests hang until their
+    timeout); for a process that is only a client (controller-manager, scheduler, kwok) it is what the
+    cluster sees of a partitioned one: it stops acting and its leases lapse. What a pause does not
+    reproduce: a partitioned process keeps running, retries and sees its clock advance; a frozen one
+    resumes as if no time had passed (with watches that may have expired).
+
+    The state file records a restarted process's new pid, so ``sandbox status``/``down`` find it. In a
+    sandbox started with ``die_with_parent`` (tests), start and restart from the main thread.
+    """
+
+    def __init__(
+        self,
+        component: str,
+        process: ManagedProcess,
+        ready: Callable[[], bool] | None,
+        on_change: Callable[[], None],
+        die_with_parent: bool,
+    ) -> None:
+        self.component = component
+        self.managed = process
+        """The underlying :class:`ManagedProcess` (spec, log, pid)."""
+        self._ready = ready
+        self._on_change = on_change
+        self._die_with_parent = die_with_parent
+
+    @property
+    def pid(self) -> int | None:
+        """The current pid (a new one after ``start``/``restart``)."""
+        return self.managed.pid
+
+    def is_alive(self) -> bool:
+        """Whether the process runs (paused counts as alive)."""
+        return self.managed.is_alive()
+
+    def is_paused(self) -> bool:
+        """Whether the process is frozen by :meth:`pause`."""
+        return self.managed.is_paused()
+
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP to its group)."""
+        self.managed.pause()
+
+    def resume(self) -> None:
+        """Thaw a paused process (SIGCONT); nothing happens to one that runs."""
+        self.managed.resume()
+
+    def stop(self) -> None:
+        """End the process: SIGTERM, SIGKILL after 10 s (a paused one is thawed so it can exit)."""
+        self.managed.stop()
+
+    def start(self, timeout: float = READY_TIMEOUT) -> None:
+        """Run it again (same arguments, ports, data) unless it runs; then wait for its health check.
+
+        etcd waits for ``/health``, kube-apiserver for ``/readyz``; the others have no serving port
+        (``--secure-port=0``) and are only checked to be running: their effects follow once their
+        informers have synced, so wait for the effect you need.
+
+        :raises SandboxError: it exits or is not healthy within ``timeout``; a ``die_with_parent``
+        sandbox's process started from a thread other than the main thread.
+        """
+        if not self.managed.is_alive():
+            self.managed.start(die_with_parent=self._die_with_parent)
+            self._on_change()
+        if self._ready is not None:
+            _wait_until(self._ready, f"{self.managed.spec.name} health", [self.managed], timeout)
+        else:
+            _check_alive([self.managed], "its start")
+
+    def restart(self, timeout: float = READY_TIMEOUT) -> None:
+        """Stop and start it: its connections and watches break, its in-memory state is rebuilt."""
+        self.stop()
+        self.start(timeout)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Paused within the block, resumed after it."""
+        self.pause()
+        try:
+            yield
+        finally:
+            self.resume()
+
+    def unreachable(self) -> contextlib.AbstractContextManager[None]:
+        """Unreachable within the block: a pause (see the class docstring for what that does and does not
+        reproduce), resumed after it."""
+        return self.paused()
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        """Stopped within the block, started again (and healthy) after it."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
 
 
 class Sandbox:
@@ -279,6 +427,7 @@ class Sandbox:
         _check_kubeconfig_is_ours(config.kubeconfig)
         _claim_state_dir(config.state_dir)
         binaries = binaries or ensure_binaries(version, bin_dir=config.bin_dir, progress=report)
+        _check_extra_args_parse(config.extra_args, binaries)
         prepare_addons(config.addons, report)
         sandbox = cls(config.state_dir, config.kubeconfig, version, binaries, addons=config.addons)
         starter = _Starter(sandbox, config, binaries, die_with_parent, report)
@@ -308,7 +457,13 @@ class Sandbox:
             processes = {name: ManagedProcess.from_json(proc) for name, proc in data["processes"].items()}
             sandbox.clusters.append(
                 SandboxCluster(
-                    data["name"], Path(data["directory"]), data["port"], data["token"], processes, sandbox.save
+                    data["name"],
+                    Path(data["directory"]),
+                    data["port"],
+                    data["token"],
+                    processes,
+                    sandbox.save,
+                    etcd=sandbox.etcd,
                 )
             )
         return sandbox
@@ -392,7 +547,11 @@ class Sandbox:
         if self.etcd is not None:
             lines.append(_describe_process("etcd", self.etcd))
         for cluster in self.clusters:
-            ready = "ready" if cluster.apiserver.is_alive() and cluster.is_ready() else "NOT ready"
+            ready = (
+                "ready"
+                if cluster.apiserver.is_alive() and not cluster.apiserver.is_paused() and cluster.is_ready()
+                else "NOT ready"
+            )
             lines.append(f"cluster {cluster.name}: {cluster.server} ({ready}), context {cluster.context}")
             lines.extend(f"  {_describe_process(name, process)}" for name, process in cluster.processes.items())
         return lines
@@ -417,6 +576,12 @@ class _Starter:
         self.deadline = time.monotonic() + config.ready_timeout
 
     def run(self) -> None:
+        try:
+            self._run()
+        except SandboxError as error:
+            raise _with_extra_args_note(error, self.config.extra_args) from error
+
+    def _run(self) -> None:
         started = time.monotonic()
         etcd_url = self._start_etcd()
         for name in self.config.cluster_names:
@@ -474,6 +639,7 @@ class _Starter:
                 # Throwaway data: durability buys nothing and fsync is the slowest part of etcd.
                 "--unsafe-no-fsync",
                 "--log-level=warn",
+                *self.config.extra_args.get("etcd", ()),
             ),
             directory / "etcd.log",
         )
@@ -491,7 +657,14 @@ class _Starter:
             directory / "tokens.csv", f'{token},{KUBECONFIG_USER_PREFIX},{KUBECONFIG_USER_PREFIX},"system:masters"\n'
         )
         cluster = SandboxCluster(
-            name, directory, _free_port(), token, {}, self.sandbox.save, die_with_parent=self.die_with_parent
+            name,
+            directory,
+            _free_port(),
+            token,
+            {},
+            self.sandbox.save,
+            die_with_parent=self.die_with_parent,
+            etcd=self.sandbox.etcd,
         )
         _write_private(cluster.kubeconfig, json.dumps(_kubeconfig([cluster]), indent=2))
         self.sandbox.clusters.append(cluster)
@@ -517,6 +690,7 @@ class _Starter:
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             "--profiling=false",
+            *self.config.extra_args.get("kube-apiserver", ()),
         )
         self._start(cluster, "kube-apiserver", argv)
 
@@ -534,6 +708,7 @@ class _Starter:
             f"--cluster-name={cluster.name}",
             "--secure-port=0",
             "--profiling=false",
+            *self.config.extra_args.get("kube-controller-manager", ()),
         )
 
     def _scheduler_argv(self, cluster: SandboxCluster) -> tuple[str, ...]:
@@ -543,6 +718,7 @@ class _Starter:
             "--leader-elect=false",
             "--secure-port=0",
             "--profiling=false",
+            *self.config.extra_args.get("kube-scheduler", ()),
         )
 
     def _start(
@@ -773,5 +949,79 @@ def _wait_until(condition: Callable[[], bool], what: str, watched: Sequence[Mana
 
 
 def _describe_process(name: str, process: ManagedProcess) -> str:
-    state = "running" if process.is_alive() else "stopped"
+    state = ("paused" if process.is_paused() else "running") if process.is_alive() else "stopped"
     return f"{name}: pid {process.pid} {state}, log {process.spec.log_file}"
+
+
+def _etcd_client_url(etcd: ManagedProcess) -> str:
+    """The client URL etcd was started with (its ``--listen-client-urls``)."""
+    for argument in etcd.spec.argv:
+        if argument.startswith("--listen-client-urls="):
+            return argument.partition("=")[2].split(",")[0]
+    raise SandboxError(f"{etcd.spec.name} was started without --listen-client-urls: {etcd.spec.argv}")
+
+
+def _checked_extra_args(extra_args: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """``SandboxConfig.extra_args`` as tuples, refusing unknown components and arguments that are not flags.
+
+    One flag per item (``--flag`` or ``--flag=value``), so that no value can be mistaken for a flag.
+    """
+    checked: dict[str, tuple[str, ...]] = {}
+    for component, arguments in extra_args.items():
+        if component not in CORE_COMPONENTS:
+            raise UsageError(
+                f"extra arguments for {component!r}: the sandbox starts {', '.join(CORE_COMPONENTS)} "
+                "(kwok and the add-ons take their own options)"
+            )
+        if isinstance(arguments, str):
+            raise UsageError(f"extra arguments for {component}: give a list of flags, not the string {arguments!r}")
+        for argument in arguments:
+            if not isinstance(argument, str) or not _FLAG.fullmatch(argument):
+                raise UsageError(f"extra argument {argument!r} for {component}: give each as --flag or --flag=value")
+        checked[component] = tuple(arguments)
+    return checked
+
+
+def _binary_of(component: str, binaries: SandboxBinaries) -> Path:
+    path: Path = getattr(binaries, component.replace("-", "_"))
+    return path
+
+
+def _check_extra_args_parse(extra_args: Mapping[str, Sequence[str]], binaries: SandboxBinaries) -> None:
+    """Let each binary parse its extra arguments (with ``--version``, which starts nothing) before the
+    sandbox starts anything: an unknown flag or a malformed value is then an error naming both, not a
+    process that dies (or a readiness wait that times out) later.
+
+    :raises SandboxError: a binary refused its arguments; the message quotes its error line.
+    """
+    for component, arguments in extra_args.items():
+        if not arguments:
+            continue
+        argv = [str(_binary_of(component, binaries)), *arguments, "--version"]
+        try:
+            parsed = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise SandboxError(f"{component} could not check its extra arguments ({argv[0]}): {error}") from error
+        if parsed.returncode != 0:
+            output = (parsed.stderr + parsed.stdout).splitlines()
+            refusal = next(
+                (line for line in output if line.startswith(("Error:", "flag provided", "invalid value"))),
+                next((line for line in output if line.strip()), f"exit status {parsed.returncode}"),
+            )
+            raise SandboxError(
+                f"{component} refused its extra arguments {' '.join(arguments)} "
+                f"(SandboxConfig.extra_args / --extra-arg): {refusal.strip()}"
+            )
+
+
+def _with_extra_args_note(error: SandboxError, extra_args: Mapping[str, Sequence[str]]) -> SandboxError:
+    """``error`` with a note naming the extra arguments of the process it is about, if that one had any:
+    a value a process refuses only when it runs (an unknown admission plugin) then reads as that flag's."""
+    message = str(error)
+    for component, arguments in extra_args.items():
+        if arguments and re.match(rf"(\S+/)?{re.escape(component)} exited", message):
+            return SandboxError(
+                f"{message}\n{component} was started with the extra arguments {' '.join(arguments)} "
+                "(SandboxConfig.extra_args / --extra-arg); its log above says which it refused"
+            )
+    return error

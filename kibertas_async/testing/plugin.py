@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import atexit
-from collections.abc import Callable, Iterator
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
+from kibertas_async.sandbox.addons import SandboxAddon
 from kibertas_async.sandbox.build import binaries_for
-from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
+from kibertas_async.sandbox.runner import STATE_DIR_MARKER, Sandbox, SandboxCluster, SandboxConfig
 from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
 from kibertas_async.testing import TEST_CLUSTER_NAMES, ci_requires_sandbox, start_test_sandbox
 from kibertas_async.testing.runner import CheckRunner, RunResult, leftovers
 
-_SANDBOX_FIXTURES = frozenset({"sandbox", "sandbox_cluster", "check_runner", "nothing_left"})
+_SANDBOX_FIXTURES = frozenset({"sandbox", "sandbox_cluster", "check_runner", "nothing_left", "sandbox_factory"})
 
 NothingLeft = Callable[..., None]
 """The ``nothing_left`` fixture's type: ``nothing_left()`` or ``nothing_left(run)``."""
@@ -34,9 +36,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.sandbox)
 
 
-@pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """Two running sandbox clusters, ``sandbox-1`` and ``sandbox-2``, for the whole test session."""
+def _require_sandbox_binaries() -> None:
+    """Skip (or, when ``$CI`` is true, fail) the requesting test when the sandbox binaries are missing."""
     missing = binaries_for(DEFAULT_KUBERNETES_VERSION).missing()
     if missing:
         message = (
@@ -47,6 +48,12 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         if ci_requires_sandbox():
             pytest.fail(f"CI is set: {message}", pytrace=False)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """Two running sandbox clusters, ``sandbox-1`` and ``sandbox-2``, for the whole test session."""
+    _require_sandbox_binaries()
     started = start_test_sandbox(tmp_path_factory.mktemp("kibertas-async-sandbox"), TEST_CLUSTER_NAMES)
     # The finalizer below covers normal ends; atexit covers an interpreter exit that skips it. A killed
     # test process is covered by the kernel: every sandbox process has PR_SET_PDEATHSIG.
@@ -82,3 +89,79 @@ def nothing_left(sandbox: Sandbox) -> NothingLeft:
         assert not found, f"left behind by {'run ' + run_id if run_id else 'kibertas-async'}: {found}"
 
     return check
+
+
+class SandboxFactory:
+    """The ``sandbox_factory`` fixture: starts sandboxes of the caller's choosing, and stops them all when
+    the session ends (like ``tmp_path_factory``, each call makes a new one).
+
+    ``sandbox_factory(addons=["kwok"])`` is the control plane and kwok's nodes without the plugins'
+    add-ons: seconds to start instead of tens (docs/sandbox.md has the figures). A plugin suite that needs
+    no more overrides the ``sandbox`` fixture in its ``conftest.py``, and ``sandbox_cluster``,
+    ``check_runner`` and ``nothing_left`` use that one::
+
+        @pytest.fixture(scope="session")
+        def sandbox(sandbox_factory: SandboxFactory) -> Sandbox:
+            return sandbox_factory(addons=["kwok"])
+    """
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp_path_factory = tmp_path_factory
+        self._started: list[Sandbox] = []
+
+    def __call__(
+        self,
+        *,
+        clusters: Sequence[str] = TEST_CLUSTER_NAMES,
+        addons: Sequence[str | SandboxAddon] | None = None,
+        extra_args: Mapping[str, Sequence[str]] | None = None,
+    ) -> Sandbox:
+        """Start a sandbox in a fresh temporary state directory, processes bound to this test process.
+
+        :param clusters: cluster (and context) names; the kit's fixtures expect ``sandbox-1`` among them.
+        :param addons: add-on names (``kwok``, or ones the installed plugins register) or add-on objects
+            (``KwokAddon(nodes=...)``), started in the order given; ``[]``: the control plane alone, no
+            nodes; None: kwok and every registered add-on, as the ``sandbox`` fixture has.
+        :param extra_args: flags added to the core processes (``SandboxConfig.extra_args``), e.g.
+            ``{"kube-apiserver": ["--enable-admission-plugins=AlwaysPullImages"]}``.
+        :raises UsageError: an unknown add-on or component name, or an argument that is not a flag.
+        :raises SandboxError: a process refused its arguments or was not ready in time (its log quoted).
+        """
+        from kibertas_async.sandbox.addons.discovery import select_addons
+
+        _require_sandbox_binaries()
+        state_dir = self._tmp_path_factory.mktemp("kibertas-async-sandbox")
+        config = SandboxConfig(
+            cluster_names=tuple(clusters),
+            state_dir=state_dir,
+            kubeconfig=state_dir / "kubeconfig",
+            extra_args=dict(extra_args or {}),
+        )
+        if addons is not None:
+            named = select_addons([addon for addon in addons if isinstance(addon, str)])
+            by_name = {addon.name: addon for addon in named}
+            chosen = tuple(by_name[addon] if isinstance(addon, str) else addon for addon in addons)
+            config = dataclasses.replace(config, addons=chosen)
+        started = Sandbox.start(config, die_with_parent=True)
+        self._started.append(started)
+        return started
+
+    def close(self) -> None:
+        """Bring down every sandbox this factory started that is not down already."""
+        for started in self._started:
+            if (started.state_dir / STATE_DIR_MARKER).exists():
+                started.down()
+        self._started.clear()
+
+
+@pytest.fixture(scope="session")
+def sandbox_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxFactory]:
+    """``sandbox_factory(clusters=..., addons=["kwok"], extra_args=...)`` starts a sandbox of your choosing;
+    every one is stopped when the session ends (see :class:`SandboxFactory`)."""
+    factory = SandboxFactory(tmp_path_factory)
+    atexit.register(factory.close)
+    try:
+        yield factory
+    finally:
+        factory.close()
+        atexit.unregister(factory.close)

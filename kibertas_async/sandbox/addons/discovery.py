@@ -38,6 +38,25 @@ def default_addons() -> tuple[SandboxAddon, ...]:
     return (KwokAddon(), *plugin_addons())
 
 
+def select_addons(names: Sequence[str]) -> tuple[SandboxAddon, ...]:
+    """The add-ons called ``names`` (``kwok`` and the names the installed plugins register), in the order
+    :func:`default_addons` has them, so one that needs another (external-dns after bind9) still follows it.
+
+    ``["kwok"]`` alone loads no plugin: a control plane with nodes and nothing else starts in seconds.
+
+    :raises UsageError: a name no add-on has; the message lists the ones there are.
+    """
+    from kibertas_async.errors import UsageError
+
+    wanted = list(dict.fromkeys(names))
+    available = (KwokAddon(),) if set(wanted) <= {KwokAddon.name} else default_addons()
+    unknown = [name for name in wanted if name not in {addon.name for addon in available}]
+    if unknown:
+        known = ", ".join(addon.name for addon in default_addons())
+        raise UsageError(f"no sandbox add-on called {', '.join(unknown)}; the installed ones are {known}")
+    return tuple(addon for addon in available if addon.name in wanted)
+
+
 def cluster_settings(addon: SandboxAddon, context: AddonContext) -> Mapping[str, object]:
     """The option values an add-on suggests for its cluster (none if it defines no ``cluster_settings``)."""
     settings = getattr(addon, "cluster_settings", None)
