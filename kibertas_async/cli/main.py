@@ -32,10 +32,11 @@ examples:
   kibertas-async run ingress cert-manager --dry-run    what would run, touching nothing
   kibertas-async compare old.json new.json             blue/green: regressions of new against old
   kibertas-async sandbox up                            local clusters to try it on
+  kibertas-async new-check my-addon                    a plugin with one check, to make your own
 
 exit codes: 0 all passed, 1 a check failed, 2 bad input (nothing was run), 130/143 interrupted.
 """
-COMMANDS = ("run", "list", "compare", "cleanup", "rbac", "report", "sandbox")
+COMMANDS = ("run", "list", "compare", "cleanup", "rbac", "report", "sandbox", "new-check")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,6 +59,7 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
         title="commands", dest="command", metavar="COMMAND", parser_class=_Parser
     )
     from kibertas_async.cli import commands as command_modules
+    from kibertas_async.newcheck.cli import add_new_check_command
     from kibertas_async.rbac.cli import add_rbac_command
 
     command_modules.add_run_command(commands, registry)
@@ -67,6 +69,7 @@ def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
     add_rbac_command(commands)
     command_modules.add_report_command(commands, registry)
     _add_sandbox_command(commands)
+    add_new_check_command(commands)
     return parser
 
 

@@ -9,7 +9,8 @@ GREETING = Option[str](
     "configmap-greeting",
     "Text the check stores in the ConfigMap and expects to read back.",
     default="hello",
-    env=("GREETING",),  # an extra, shorter environment variable besides KIBERTAS_ASYNC_CONFIGMAP_GREETING
+    # An extra, shorter environment variable besides KIBERTAS_ASYNC_CONFIGMAP_GREETING:
+    env=("GREETING",),
 )
 
 

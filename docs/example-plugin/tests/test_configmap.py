@@ -1,4 +1,4 @@
-"""The example check's tests: the real CLI on the two clusters of kibertas-async's sandbox.
+"""The ``configmap-roundtrip`` check's tests: the real CLI on the two clusters of kibertas-async's sandbox.
 
 ``pip install -e .`` (with kibertas-async installed), then ``pytest``: kibertas-async's pytest plugin gives
 the ``sandbox`` (real kube-apiservers, started once per session), ``check_runner`` and ``nothing_left``
