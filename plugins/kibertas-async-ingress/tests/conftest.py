@@ -23,6 +23,21 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
+def passing_steps() -> list[str]:
+    """The ingress check's steps, in order, when it passes (``--ingress-skip-dns`` leaves out ``resolve host``)."""
+    return [
+        "check options",
+        "create namespace",
+        "deploy web server",
+        "create service",
+        "create ingress",
+        "wait for load balancer",
+        "resolve host",
+        "http request",
+    ]
+
+
+@pytest.fixture
 def run_ingress(check_runner: CheckRunner, nothing_left: NothingLeft) -> Iterator[RunIngress]:
     """:meth:`CheckRunner.run` of the ``ingress`` check; after the test, nothing of any run may be left."""
 

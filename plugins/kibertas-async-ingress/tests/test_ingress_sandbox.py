@@ -29,25 +29,14 @@ from kibertas_async_ingress.sandbox import Zone, load_zone
 RunIngress = Callable[..., RunResult]
 """The ``run_ingress`` fixture (see conftest.py): the ingress check through the kit's ``check_runner``."""
 
-PASSING_STEPS = [
-    "check options",
-    "create namespace",
-    "deploy web server",
-    "create service",
-    "create ingress",
-    "wait for load balancer",
-    "resolve host",
-    "http request",
-]
 
-
-def test_passes_on_both_clusters_at_once(run_ingress: RunIngress, sandbox: Sandbox) -> None:
+def test_passes_on_both_clusters_at_once(run_ingress: RunIngress, sandbox: Sandbox, passing_steps: list[str]) -> None:
     run = run_ingress()
     assert run.code == 0, run.report_json
     for cluster in ("sandbox-1", "sandbox-2"):
         result = run.result(cluster)
         assert result.outcome is Outcome.PASSED, result
-        assert [step.name for step in result.steps] == PASSING_STEPS
+        assert [step.name for step in result.steps] == passing_steps
         zone = load_zone(sandbox.cluster(cluster).directory)
         address = result.facts["load balancer"]
         assert address.endswith(f".elb.{zone.name}")  # class alb: a host name, as an ALB publishes
@@ -59,12 +48,12 @@ def test_passes_on_both_clusters_at_once(run_ingress: RunIngress, sandbox: Sandb
     assert first != second
 
 
-def test_without_dns_http_goes_straight_to_the_load_balancer(run_ingress: RunIngress) -> None:
+def test_without_dns_http_goes_straight_to_the_load_balancer(run_ingress: RunIngress, passing_steps: list[str]) -> None:
     run = run_ingress("--ingress-skip-dns")
     assert run.code == 0, run.report_json
     for cluster in ("sandbox-1", "sandbox-2"):
         result = run.result(cluster)
-        assert [step.name for step in result.steps] == [s for s in PASSING_STEPS if s != "resolve host"]
+        assert [step.name for step in result.steps] == [s for s in passing_steps if s != "resolve host"]
         assert "dns" not in result.facts
         assert result.facts["http"] == f"GET http://ingress-check.{cluster}.sandbox.test/ -> 200"
 
