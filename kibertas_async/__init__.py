@@ -23,7 +23,9 @@ from kibertas_async._version import __version__
 
 if TYPE_CHECKING:
     from kibertas_async.checks import Check, CheckContext, Permission, Step
+    from kibertas_async.checks.addon_version import WORKLOAD_READ, Workload, report_addon_version, workload_option
     from kibertas_async.checks.waiting import PermanentError, PollState, TemporaryError
+    from kibertas_async.compare import outcome_mark
     from kibertas_async.errors import (
         CheckError,
         CheckFailed,
@@ -33,8 +35,38 @@ if TYPE_CHECKING:
         StepTimeout,
         UsageError,
     )
+    from kibertas_async.events import get_logger
     from kibertas_async.hookspecs import hookimpl
-    from kibertas_async.kube import KubeClient, KubeObject, Resource
+    from kibertas_async.kube import (
+        Change,
+        ClusterTarget,
+        Informer,
+        KubeApiError,
+        KubeClient,
+        KubeObject,
+        KubeUnavailable,
+        Resource,
+        connect,
+    )
+    from kibertas_async.kube.resources import (
+        CONFIGMAPS,
+        CUSTOMRESOURCEDEFINITIONS,
+        DAEMONSETS,
+        DEPLOYMENTS,
+        ENDPOINTSLICES,
+        EVENTS,
+        INGRESSCLASSES,
+        INGRESSES,
+        NAMESPACES,
+        NODES,
+        PODS,
+        REPLICASETS,
+        ROLEBINDINGS,
+        ROLES,
+        SECRETS,
+        SERVICEACCOUNTS,
+        SERVICES,
+    )
     from kibertas_async.options import (
         Option,
         OptionValues,
@@ -47,10 +79,40 @@ if TYPE_CHECKING:
         parse_positive_int,
     )
     from kibertas_async.outputs import Notifier, Reporter, RunInfo
-    from kibertas_async.results import CheckResult, CleanupResult, Outcome, RunReport, StepResult
+    from kibertas_async.results import CheckResult, CleanupResult, Comparison, Outcome, RunReport, StepResult
 
 # Loaded on first use, so that `kibertas-async --help` does not pay for anyio, pluggy and the rest.
 _LAZY = {
+    "WORKLOAD_READ": "kibertas_async.checks.addon_version",
+    "Workload": "kibertas_async.checks.addon_version",
+    "report_addon_version": "kibertas_async.checks.addon_version",
+    "workload_option": "kibertas_async.checks.addon_version",
+    "Change": "kibertas_async.kube",
+    "ClusterTarget": "kibertas_async.kube",
+    "Informer": "kibertas_async.kube",
+    "KubeApiError": "kibertas_async.kube",
+    "KubeUnavailable": "kibertas_async.kube",
+    "connect": "kibertas_async.kube",
+    "CONFIGMAPS": "kibertas_async.kube.resources",
+    "CUSTOMRESOURCEDEFINITIONS": "kibertas_async.kube.resources",
+    "DAEMONSETS": "kibertas_async.kube.resources",
+    "DEPLOYMENTS": "kibertas_async.kube.resources",
+    "ENDPOINTSLICES": "kibertas_async.kube.resources",
+    "EVENTS": "kibertas_async.kube.resources",
+    "INGRESSCLASSES": "kibertas_async.kube.resources",
+    "INGRESSES": "kibertas_async.kube.resources",
+    "NAMESPACES": "kibertas_async.kube.resources",
+    "NODES": "kibertas_async.kube.resources",
+    "PODS": "kibertas_async.kube.resources",
+    "REPLICASETS": "kibertas_async.kube.resources",
+    "ROLEBINDINGS": "kibertas_async.kube.resources",
+    "ROLES": "kibertas_async.kube.resources",
+    "SECRETS": "kibertas_async.kube.resources",
+    "SERVICEACCOUNTS": "kibertas_async.kube.resources",
+    "SERVICES": "kibertas_async.kube.resources",
+    "get_logger": "kibertas_async.events",
+    "Comparison": "kibertas_async.results",
+    "outcome_mark": "kibertas_async.compare",
     "Check": "kibertas_async.checks",
     "CheckContext": "kibertas_async.checks",
     "Permission": "kibertas_async.checks",
@@ -101,6 +163,25 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "CONFIGMAPS",
+    "CUSTOMRESOURCEDEFINITIONS",
+    "DAEMONSETS",
+    "DEPLOYMENTS",
+    "ENDPOINTSLICES",
+    "EVENTS",
+    "INGRESSCLASSES",
+    "INGRESSES",
+    "NAMESPACES",
+    "NODES",
+    "PODS",
+    "REPLICASETS",
+    "ROLEBINDINGS",
+    "ROLES",
+    "SECRETS",
+    "SERVICEACCOUNTS",
+    "SERVICES",
+    "WORKLOAD_READ",
+    "Change",
     "Check",
     "CheckContext",
     "CheckError",
@@ -108,9 +189,14 @@ __all__ = [
     "CheckResult",
     "CheckSkipped",
     "CleanupResult",
+    "ClusterTarget",
+    "Comparison",
+    "Informer",
     "KibertasError",
+    "KubeApiError",
     "KubeClient",
     "KubeObject",
+    "KubeUnavailable",
     "Notifier",
     "Option",
     "OptionValues",
@@ -128,13 +214,19 @@ __all__ = [
     "StepTimeout",
     "TemporaryError",
     "UsageError",
+    "Workload",
     "__version__",
+    "connect",
     "format_duration",
+    "get_logger",
     "hookimpl",
     "optional",
+    "outcome_mark",
     "parse_bool",
     "parse_duration",
     "parse_list",
     "parse_mapping",
     "parse_positive_int",
+    "report_addon_version",
+    "workload_option",
 ]

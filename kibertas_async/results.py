@@ -45,7 +45,7 @@ CHECK_OUTCOMES = (Outcome.PASSED, Outcome.FAILED, Outcome.ERROR, Outcome.TIMEOUT
 # How an add-on's version is written among a check's facts, so a comparison can read it back. A fact
 # whose key ends in ``" version"`` (``cert-manager version``) holds an add-on's version: the version
 # itself, or text starting with ``not found`` (no workload of the add-on there) or ``unknown`` (the
-# lookup failed). :mod:`kibertas_async.kube.addon_version` writes them.
+# lookup failed). :mod:`kibertas_async.checks.addon_version` writes them.
 
 VERSION_FACT_SUFFIX = " version"
 NOT_FOUND = "not found"

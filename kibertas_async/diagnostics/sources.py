@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 
 if TYPE_CHECKING:
-    from kibertas_async.kube.addon_version import Workload
+    from kibertas_async.checks.addon_version import Workload
     from kibertas_async.kube.client import KubeClient, KubeObject
     from kibertas_async.kube.resources import Resource
     from kibertas_async.options import OptionValues

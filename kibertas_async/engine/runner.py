@@ -21,6 +21,7 @@ import anyio
 import anyio.abc
 
 from kibertas_async.checks import Check, CheckContext, CleanupGuard, CleanupStack
+from kibertas_async.checks.addon_version import Workload
 from kibertas_async.compare import ComparisonSettings, compare_run
 from kibertas_async.diagnostics import AddonWorkload, DiagnosticsContext, collect_diagnostics
 from kibertas_async.engine import settings
@@ -35,7 +36,6 @@ from kibertas_async.errors import (
 from kibertas_async.events import REDACTOR, SecretRedactor, bind_context, environment_secrets, get_logger
 from kibertas_async.hookcalls import call_each
 from kibertas_async.kube import ClusterTarget, ClusterUnreachable, KubeApiError, KubeClient, KubeUnavailable, connect
-from kibertas_async.kube.addon_version import Workload
 from kibertas_async.options import OptionValues
 from kibertas_async.outputs import Notifier, RunInfo
 from kibertas_async.results import (

@@ -8,9 +8,7 @@ from typing import Any
 import pytest
 
 from kibertas_async.checks import CheckContext, CleanupGuard, CleanupStack
-from kibertas_async.events import get_logger
-from kibertas_async.kube import ClusterTarget, KubeApiError, KubeUnavailable
-from kibertas_async.kube.addon_version import (
+from kibertas_async.checks.addon_version import (
     find_addon_version,
     image_tag,
     parse_workload,
@@ -18,6 +16,8 @@ from kibertas_async.kube.addon_version import (
     version_of,
     workload_option,
 )
+from kibertas_async.events import get_logger
+from kibertas_async.kube import ClusterTarget, KubeApiError, KubeUnavailable
 from kibertas_async.kube.resources import Resource
 from kibertas_async.options import OptionValues
 

@@ -17,17 +17,19 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from kibertas_async import (
+    SECRETS,
+    WORKLOAD_READ,
     Check,
     CheckContext,
     CheckFailed,
+    KubeApiError,
     KubeObject,
     Option,
     Permission,
     parse_duration,
+    report_addon_version,
+    workload_option,
 )
-from kibertas_async.kube import KubeApiError
-from kibertas_async.kube.addon_version import WORKLOAD_READ, report_addon_version, workload_option
-from kibertas_async.kube.resources import SECRETS
 from kibertas_async_cert_manager.resources import (
     CERTIFICATES,
     CLUSTER_ISSUERS,

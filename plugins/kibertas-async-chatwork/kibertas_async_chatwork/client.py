@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kibertas_async.events import get_logger
+from kibertas_async import get_logger
 
 if TYPE_CHECKING:
     from aiohttp import ClientResponse

@@ -36,8 +36,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kibertas_async.compare import Comparison, outcome_mark
-from kibertas_async.results import CheckResult, Outcome, RunReport
+from kibertas_async import CheckResult, Comparison, Outcome, RunReport, outcome_mark
 
 MAX_MESSAGE_CHARS = 10_000
 """Longest message we send. Chatwork does not document its limit (messages of 40,000 characters have

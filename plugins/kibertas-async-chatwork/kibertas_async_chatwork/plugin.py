@@ -9,11 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from kibertas_async.events import get_logger
-from kibertas_async.hookspecs import hookimpl
-from kibertas_async.options import Option, OptionValues, parse_positive_int
-from kibertas_async.outputs import Notifier
-from kibertas_async.results import RunReport
+from kibertas_async import Notifier, Option, OptionValues, RunReport, get_logger, hookimpl, parse_positive_int
 from kibertas_async_chatwork.client import NOTIFIER_NAME, RetryPolicy, Sleep, post_message
 from kibertas_async_chatwork.message import format_message
 

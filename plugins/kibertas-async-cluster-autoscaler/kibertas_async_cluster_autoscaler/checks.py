@@ -18,11 +18,20 @@ from typing import Any
 
 import anyio
 
-from kibertas_async import Check, CheckContext, Permission, Resource
-from kibertas_async.kube import KubeObject
-from kibertas_async.kube.addon_version import WORKLOAD_READ, report_addon_version
-from kibertas_async.kube.errors import KubeApiError
-from kibertas_async.kube.resources import DEPLOYMENTS, EVENTS, NODES, PODS
+from kibertas_async import (
+    DEPLOYMENTS,
+    EVENTS,
+    NODES,
+    PODS,
+    WORKLOAD_READ,
+    Check,
+    CheckContext,
+    KubeApiError,
+    KubeObject,
+    Permission,
+    Resource,
+    report_addon_version,
+)
 from kibertas_async_cluster_autoscaler.mirror import Mirror
 from kibertas_async_cluster_autoscaler.options import (
     AUTOSCALER_WORKLOAD,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import anyio
 
-from kibertas_async.kube import Change, Informer, KubeClient, Resource
+from kibertas_async import Change, Informer, KubeClient, Resource
 
 __all__ = ["Mirror"]
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kibertas_async.kube.addon_version import workload_option
-from kibertas_async.options import Option, parse_bool, parse_duration
+from kibertas_async import Option, parse_bool, parse_duration, workload_option
 
 Toleration = dict[str, Any]
 

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, ClassVar
 
 from kibertas_async import (
+    WORKLOAD_READ,
     Check,
     CheckContext,
     Option,
@@ -21,8 +22,9 @@ from kibertas_async import (
     StepTimeout,
     TemporaryError,
     parse_duration,
+    report_addon_version,
+    workload_option,
 )
-from kibertas_async.kube.addon_version import WORKLOAD_READ, report_addon_version, workload_option
 
 if TYPE_CHECKING:
     from kibertas_async_datadog.metrics import DatadogUnavailable, MetricsClient, Series

@@ -13,8 +13,7 @@ from kibertas_async_datadog.check import DatadogAgentCheck
 from kibertas_async_datadog.results import RESULTS_OPTIONS, results_notifiers
 
 if TYPE_CHECKING:
-    from kibertas_async.options import Option, OptionValues
-    from kibertas_async.outputs import Notifier
+    from kibertas_async import Notifier, Option, OptionValues
     from kibertas_async.sandbox.addons import SandboxAddon
 
 

@@ -24,9 +24,7 @@ from typing import Any, cast
 
 import anyio
 
-from kibertas_async.events import get_logger
-from kibertas_async.options import Option, OptionValues, parse_bool
-from kibertas_async.results import CheckResult, RunReport
+from kibertas_async import CheckResult, Option, OptionValues, RunReport, get_logger, parse_bool
 from kibertas_async_datadog.check import parse_http_url
 
 NOTIFIER_NAME = "datadog-results"

@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from kibertas_async.kube import KubeClient
+    from kibertas_async import KubeClient
 
 AGENT_NAME = "datadog-agent"
 """The DaemonSet name whose Running pods make the series non-empty."""
@@ -352,7 +352,7 @@ class DatadogStandin:
 
     async def _agent_running_since(self) -> float | None:
         """When the oldest Running pod of a ``datadog-agent`` DaemonSet started; ``None`` if none runs."""
-        from kibertas_async.kube.resources import DAEMONSETS, PODS
+        from kibertas_async import DAEMONSETS, PODS
 
         daemonsets = await self._kube.list(DAEMONSETS, field_selector=f"metadata.name={AGENT_NAME}")
         owners = {item["metadata"]["uid"] for item in daemonsets["items"]}
@@ -407,7 +407,7 @@ async def serve(port: int, cluster_name: str, kubeconfig: str) -> None:
     import anyio
     from aiohttp import web
 
-    from kibertas_async.kube import ClusterTarget, connect
+    from kibertas_async import ClusterTarget, connect
 
     kube = await connect(ClusterTarget(name=cluster_name, kubeconfig=kubeconfig), timeout=30.0)
     standin = DatadogStandin(cluster_name, kube, os.environ[API_KEY_ENV], os.environ[APP_KEY_ENV])

@@ -15,6 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from kibertas_async import (
+    DEPLOYMENTS,
+    NODES,
+    WORKLOAD_READ,
     Check,
     CheckContext,
     Option,
@@ -27,9 +30,9 @@ from kibertas_async import (
     parse_duration,
     parse_mapping,
     parse_positive_int,
+    report_addon_version,
+    workload_option,
 )
-from kibertas_async.kube.addon_version import WORKLOAD_READ, report_addon_version, workload_option
-from kibertas_async.kube.resources import DEPLOYMENTS, NODES
 from kibertas_async_fluent.s3 import (
     BucketMissing,
     LogBucket,
@@ -41,7 +44,7 @@ from kibertas_async_fluent.s3 import (
 )
 
 if TYPE_CHECKING:
-    from kibertas_async.kube import KubeObject
+    from kibertas_async import KubeObject
 
 BUCKET_CHECK_TIMEOUT = 60.0
 """Seconds S3 may stay unreachable before the check gives up (a missing bucket fails at once)."""

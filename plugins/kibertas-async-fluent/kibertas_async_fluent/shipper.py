@@ -32,7 +32,7 @@ from kibertas_async_fluent.check import DEFAULT_LOG_PATH, render_log_path
 from kibertas_async_fluent.declared import declared_lines
 
 if TYPE_CHECKING:
-    from kibertas_async.kube import KubeClient, KubeObject
+    from kibertas_async import KubeClient, KubeObject
 
 FLUENTD_DAEMONSET = "fluentd"
 
@@ -97,7 +97,7 @@ class Shipper:
         """Ship what the pods printed since the last flush; return how many objects were written."""
         import anyio
 
-        from kibertas_async.kube.resources import PODS
+        from kibertas_async import PODS
 
         pods = (await self._kube.list(PODS, field_selector="status.phase=Running"))["items"]
         now = datetime.now(UTC)
@@ -119,7 +119,7 @@ async def ship(args: argparse.Namespace) -> None:
     import boto3  # type: ignore[import-untyped]
     from botocore.config import Config  # type: ignore[import-untyped]
 
-    from kibertas_async.kube import ClusterTarget, connect
+    from kibertas_async import ClusterTarget, connect
 
     kube = await connect(ClusterTarget(name=args.cluster_name, kubeconfig=args.kubeconfig), timeout=30.0)
     s3 = boto3.client("s3", endpoint_url=args.endpoint_url, config=Config(s3={"addressing_style": "path"}))

@@ -23,10 +23,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kibertas_async import Check, CheckContext, Permission, PollState, TemporaryError, format_duration
-from kibertas_async.errors import CheckFailed
-from kibertas_async.kube.addon_version import WORKLOAD_READ, report_addon_version
-from kibertas_async.kube.resources import DEPLOYMENTS, ENDPOINTSLICES, INGRESSCLASSES, INGRESSES, SERVICES
+from kibertas_async import (
+    DEPLOYMENTS,
+    ENDPOINTSLICES,
+    INGRESSCLASSES,
+    INGRESSES,
+    SERVICES,
+    WORKLOAD_READ,
+    Check,
+    CheckContext,
+    CheckFailed,
+    Permission,
+    PollState,
+    TemporaryError,
+    format_duration,
+    report_addon_version,
+)
 from kibertas_async_ingress import options as opt
 
 if TYPE_CHECKING:

@@ -11,15 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from kibertas_async.kube.addon_version import workload_option
-from kibertas_async.options import (
-    Option,
-    optional,
-    parse_bool,
-    parse_duration,
-    parse_list,
-    parse_mapping,
-)
+from kibertas_async import Option, optional, parse_bool, parse_duration, parse_list, parse_mapping, workload_option
 
 HttpScheme = Literal["http", "https"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kibertas_async.hookspecs import hookimpl
+from kibertas_async import hookimpl
 from kibertas_async_ingress.check import IngressCheck
 
 if TYPE_CHECKING:

@@ -42,10 +42,17 @@ from typing import Any
 
 from aiohttp import web
 
-from kibertas_async.kube.client import ClusterTarget, KubeClient, KubeObject, connect
-from kibertas_async.kube.errors import KubeApiError, KubeUnavailable
-from kibertas_async.kube.informer import Informer
-from kibertas_async.kube.resources import ENDPOINTSLICES, INGRESSES
+from kibertas_async import (
+    ENDPOINTSLICES,
+    INGRESSES,
+    ClusterTarget,
+    Informer,
+    KubeApiError,
+    KubeClient,
+    KubeObject,
+    KubeUnavailable,
+    connect,
+)
 from kibertas_async_ingress.sandbox import LOAD_BALANCER_SUBDOMAIN
 
 CLASS_ANNOTATION = "kubernetes.io/ingress.class"

@@ -39,7 +39,9 @@ from typing import Any
 
 import anyio
 
-from kibertas_async.kube import (
+from kibertas_async import (
+    CONFIGMAPS,
+    SECRETS,
     ClusterTarget,
     Informer,
     KubeApiError,
@@ -49,7 +51,6 @@ from kibertas_async.kube import (
     Resource,
     connect,
 )
-from kibertas_async.kube.resources import CONFIGMAPS, SECRETS
 from kibertas_async_cert_manager import x509
 from kibertas_async_cert_manager.resources import CERTIFICATES, CLUSTER_ISSUERS, GROUP, ISSUERS, condition
 

@@ -40,10 +40,20 @@ from typing import Any
 
 import anyio
 
-from kibertas_async.kube import Change, Informer, KubeClient, KubeObject
-from kibertas_async.kube.client import ClusterTarget, connect
-from kibertas_async.kube.errors import KubeApiError, KubeUnavailable
-from kibertas_async.kube.resources import CONFIGMAPS, EVENTS, NODES, PODS
+from kibertas_async import (
+    CONFIGMAPS,
+    EVENTS,
+    NODES,
+    PODS,
+    Change,
+    ClusterTarget,
+    Informer,
+    KubeApiError,
+    KubeClient,
+    KubeObject,
+    KubeUnavailable,
+    connect,
+)
 from kibertas_async_cluster_autoscaler.checks import NODECLAIMS, NODEPOOLS
 from kibertas_async_cluster_autoscaler.sandbox.config import (
     CONFIGMAP_NAME,
