@@ -11,6 +11,10 @@ import dataclasses
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kibertas_async.sandbox.addons import SandboxAddon
 
 _SANDBOX_FAILED = 1
 
@@ -41,6 +45,15 @@ def add_sandbox_command(subparsers: argparse._SubParsersAction[argparse.Argument
     up.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="give up when not ready after this long (default 180)"
     )
+    _add_addons_option(up)
+    up.add_argument(
+        "--extra-arg",
+        action="append",
+        default=[],
+        metavar="COMPONENT=--FLAG[=VALUE]",
+        help="add a flag to etcd, kube-apiserver, kube-controller-manager or kube-scheduler, e.g. "
+        "--extra-arg kube-apiserver=--max-requests-inflight=50 (repeatable; after the sandbox's own flags)",
+    )
     up.set_defaults(handler=_up)
 
     status = commands.add_parser("status", help="show clusters, endpoints and processes")
@@ -55,6 +68,7 @@ def add_sandbox_command(subparsers: argparse._SubParsersAction[argparse.Argument
         "build", help="build (or find) the binaries, and prepare the add-ons, without starting anything"
     )
     _add_version_options(build)
+    _add_addons_option(build)
     build.set_defaults(handler=_build)
 
 
@@ -74,6 +88,41 @@ def _add_version_options(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="take all binaries from DIR instead of building them (also $KIBERTAS_ASYNC_SANDBOX_BIN_DIR)",
     )
+
+
+def _add_addons_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--addons",
+        metavar="A,B",
+        help="only these add-ons, e.g. --addons kwok for a control plane with nodes in seconds; "
+        "'none' for the control plane alone (default: kwok and every add-on the installed plugins register)",
+    )
+
+
+def _selected_addons(args: argparse.Namespace) -> tuple[SandboxAddon, ...] | None:
+    """The add-ons ``--addons`` names, or None (the default set) without it."""
+    from kibertas_async.options.option import split_names
+    from kibertas_async.sandbox.addons.discovery import select_addons
+
+    if args.addons is None:
+        return None
+    if args.addons.strip() == "none":
+        return ()
+    names = split_names(args.addons, source="--addons", hint="; give add-on names like --addons kwok,bind9, or none")
+    return select_addons(names)
+
+
+def _extra_args(values: list[str]) -> dict[str, list[str]]:
+    """``--extra-arg COMPONENT=--FLAG[=VALUE]`` values, by component (checked by SandboxConfig)."""
+    from kibertas_async.errors import UsageError
+
+    extra: dict[str, list[str]] = {}
+    for value in values:
+        component, separator, flag = value.partition("=")
+        if not separator or not flag:
+            raise UsageError(f"--extra-arg {value!r}: give COMPONENT=--FLAG[=VALUE], e.g. kube-scheduler=--v=4")
+        extra.setdefault(component, []).append(flag)
+    return extra
 
 
 def _add_state_dir_option(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +157,11 @@ def _up(args: argparse.Namespace) -> int:
         cluster_names=names,
         kubernetes_version=args.kubernetes_version or DEFAULT_KUBERNETES_VERSION,
         bin_dir=args.bin_dir,
+        extra_args=_extra_args(args.extra_arg),
     )
+    addons = _selected_addons(args)
+    if addons is not None:
+        config = dataclasses.replace(config, addons=addons)
     if args.kubeconfig is not None:
         config = dataclasses.replace(config, kubeconfig=args.kubeconfig.expanduser().absolute())
     if args.state_dir is not None:
@@ -174,7 +227,8 @@ def _build(args: argparse.Namespace) -> int:
         binaries = ensure_binaries(
             args.kubernetes_version or DEFAULT_KUBERNETES_VERSION, bin_dir=args.bin_dir, progress=_progress
         )
-        prepare_addons(default_addons(), _progress)
+        addons = _selected_addons(args)
+        prepare_addons(default_addons() if addons is None else addons, _progress)
     except SandboxError as error:
         print(error, file=sys.stderr)
         return _SANDBOX_FAILED
