@@ -10,16 +10,16 @@ and ``nothing_left`` fixtures on the sandbox.
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import re
 import string
 from dataclasses import asdict, dataclass
-from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kibertas_async.errors import UsageError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 __all__ = [
     "CHECK_NAME",
@@ -135,6 +135,9 @@ def refuse_installed(names: PluginNames) -> None:
 
     :raises UsageError: one line, for exit code 2.
     """
+    import importlib.metadata  # here, not at import: `kibertas-async --help` builds this command's parser
+    import importlib.util
+
     try:
         importlib.metadata.distribution(names.distribution)
     except importlib.metadata.PackageNotFoundError:
@@ -147,6 +150,8 @@ def refuse_installed(names: PluginNames) -> None:
 
 def _template_files() -> list[tuple[str, str]]:
     """(path relative to the template, text) of every template file, sorted."""
+    from importlib import resources
+
     root = resources.files(__name__) / "template"
     found: list[tuple[str, str]] = []
 
