@@ -3,16 +3,15 @@ shipper's DaemonSet degraded) and karpenter (a NodePool that does not exist)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
 
 from kibertas_async import Outcome
 from kibertas_async.sandbox.runner import Sandbox
-from kibertas_async.testing import kubectl
 from kibertas_async.testing.plugin import NothingLeft
 from kibertas_async.testing.runner import CheckRunner
+from kibertas_async.testing.workloads import daemonset_on_no_node
 from tests.diagnostics.test_diagnostics_sandbox import _assert_bounded_and_cleaned_up
 
 BROKEN = "sandbox-2"
@@ -21,15 +20,8 @@ BROKEN = "sandbox-2"
 @pytest.fixture
 def fluentd_degraded(sandbox: Sandbox) -> Iterator[None]:
     """BROKEN's fluentd DaemonSet selects no node (its pods go away); restored and rolled out afterwards."""
-    patch = {"spec": {"template": {"spec": {"nodeSelector": {"kibertas-async.test/no-such-node": "true"}}}}}
-    kubectl(sandbox, BROKEN, "-n", "logging", "patch", "daemonset/fluentd", "--type=merge", "-p", json.dumps(patch))
-    kubectl(sandbox, BROKEN, "-n", "logging", "wait", "--for=delete", "pod", "-l", "app.kubernetes.io/name=fluentd")
-    try:
+    with daemonset_on_no_node(sandbox, BROKEN, "logging", "fluentd"):
         yield
-    finally:
-        restore = json.dumps({"spec": {"template": {"spec": {"nodeSelector": None}}}})
-        kubectl(sandbox, BROKEN, "-n", "logging", "patch", "daemonset/fluentd", "--type=merge", "-p", restore)
-        kubectl(sandbox, BROKEN, "-n", "logging", "rollout", "status", "daemonset/fluentd", "--timeout=120s")
 
 
 def test_fluent_with_its_shipper_degraded_names_the_daemonset_first(

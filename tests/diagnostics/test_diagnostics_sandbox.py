@@ -27,6 +27,7 @@ from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import kubectl
 from kibertas_async.testing.plugin import NothingLeft
 from kibertas_async.testing.runner import CheckRunner, RunResult
+from kibertas_async.testing.workloads import daemonset_on_no_node
 from kibertas_async_chatwork.message import format_message
 from tests.diagnostics.extra_plugin import EXTRA_SOURCE
 
@@ -110,32 +111,6 @@ def test_ingress_without_a_load_balancer_shows_the_ingress_as_last_seen_and_plug
 
 
 @contextlib.contextmanager
-def _daemonset_selecting_no_node(sandbox: Sandbox, namespace: str, daemonset: str, pods: str) -> Iterator[None]:
-    """The plugins' suites' way of stopping an agent: its DaemonSet selects no node, its pods go away."""
-    patch = {"spec": {"template": {"spec": {"nodeSelector": {"kibertas-async.test/no-such-node": "true"}}}}}
-    kubectl(
-        sandbox, BROKEN, "-n", namespace, "patch", f"daemonset/{daemonset}", "--type=merge", "-p", json.dumps(patch)
-    )
-    kubectl(sandbox, BROKEN, "-n", namespace, "wait", "--for=delete", "pod", "-l", pods, "--timeout=60s")
-    try:
-        yield
-    finally:
-        restore = {"spec": {"template": {"spec": {"nodeSelector": None}}}}
-        kubectl(
-            sandbox,
-            BROKEN,
-            "-n",
-            namespace,
-            "patch",
-            f"daemonset/{daemonset}",
-            "--type=merge",
-            "-p",
-            json.dumps(restore),
-        )
-        kubectl(sandbox, BROKEN, "-n", namespace, "rollout", "status", f"daemonset/{daemonset}", "--timeout=60s")
-
-
-@contextlib.contextmanager
 def _planted_event(sandbox: Sandbox, namespace: str, kind: str, name: str, message: str) -> Iterator[None]:
     event_name = f"planted-{secrets.token_hex(4)}"
     event = {
@@ -168,7 +143,7 @@ def test_datadog_agent_stopped_names_its_daemonset_and_planted_secrets_never_app
     bearer = f"eyJ{secrets.token_hex(16)}.x1"  # a credential no option names
     message = f"agent config: api_key={api_key} auth={token} header Authorization: Bearer {bearer}"
     with (
-        _daemonset_selecting_no_node(sandbox, AGENT_NAMESPACE, AGENT_NAME, f"app.kubernetes.io/name={AGENT_NAME}"),
+        daemonset_on_no_node(sandbox, BROKEN, AGENT_NAMESPACE, AGENT_NAME),
         _planted_event(sandbox, AGENT_NAMESPACE, "DaemonSet", AGENT_NAME, message),
     ):
         run = check_runner.run(

@@ -22,6 +22,7 @@ from kibertas_async.testing import kubectl
 from kibertas_async.testing.plugin import NothingLeft
 from kibertas_async.testing.runner import CheckRunner
 from kibertas_async.testing.standins.chatwork import ChatworkStandin
+from kibertas_async.testing.workloads import daemonset_on_no_node
 from kibertas_async_datadog.sandbox import api_key_for
 from tests.html.test_browser import DESKTOP, one, screenshot, show
 
@@ -41,31 +42,24 @@ def rolled_out(sandbox: Sandbox, namespace: str, daemonset: str) -> None:
 def new_cluster_drifted(sandbox: Sandbox) -> Iterator[None]:
     """On the new cluster: the datadog agent selects no node (degraded) and fluentd runs another image
     tag (a different version); both restored and rolled out afterwards."""
-    patch = {"spec": {"template": {"spec": {"nodeSelector": {"kibertas-async.test/no-such-node": "true"}}}}}
-    kubectl(sandbox, NEW, "-n", "datadog", "patch", "daemonset/datadog-agent", "--type=merge", "-p", json.dumps(patch))
-    kubectl(sandbox, NEW, "-n", "datadog", "wait", "--for=delete", "pod", "-l", "app.kubernetes.io/name=datadog-agent")
-    image = kubectl(
-        sandbox,
-        NEW,
-        "-n",
-        "logging",
-        "get",
-        "daemonset/fluentd",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ).stdout.strip()
-    kubectl(sandbox, NEW, "-n", "logging", "set", "image", "daemonset/fluentd", f"fluentd={NEW_FLUENTD}")
-    rolled_out(sandbox, "logging", "fluentd")
-    try:
-        yield
-    finally:
-        restore = {"spec": {"template": {"spec": {"nodeSelector": None}}}}
-        kubectl(
-            sandbox, NEW, "-n", "datadog", "patch", "daemonset/datadog-agent", "--type=merge", "-p", json.dumps(restore)
-        )
-        kubectl(sandbox, NEW, "-n", "logging", "set", "image", "daemonset/fluentd", f"fluentd={image}")
-        rolled_out(sandbox, "datadog", "datadog-agent")
+    with daemonset_on_no_node(sandbox, NEW, "datadog", "datadog-agent"):
+        image = kubectl(
+            sandbox,
+            NEW,
+            "-n",
+            "logging",
+            "get",
+            "daemonset/fluentd",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ).stdout.strip()
+        kubectl(sandbox, NEW, "-n", "logging", "set", "image", "daemonset/fluentd", f"fluentd={NEW_FLUENTD}")
         rolled_out(sandbox, "logging", "fluentd")
+        try:
+            yield
+        finally:
+            kubectl(sandbox, NEW, "-n", "logging", "set", "image", "daemonset/fluentd", f"fluentd={image}")
+            rolled_out(sandbox, "logging", "fluentd")
 
 
 @pytest.fixture

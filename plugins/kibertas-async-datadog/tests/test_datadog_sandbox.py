@@ -11,9 +11,9 @@ import pytest
 
 from kibertas_async import Outcome
 from kibertas_async.sandbox.runner import Sandbox
-from kibertas_async.testing import kubectl
 from kibertas_async.testing.plugin import NothingLeft
 from kibertas_async.testing.runner import CheckRunner
+from kibertas_async.testing.workloads import daemonset_on_no_node
 from kibertas_async_datadog.check import STEP_WAIT_FOR_METRICS
 from kibertas_async_datadog.sandbox import AGENT_NAMESPACE, api_key_for, app_key_for
 from kibertas_async_datadog.standin import AGENT_NAME, StandinControl
@@ -26,29 +26,8 @@ AGENT_POD_SELECTOR = f"app.kubernetes.io/name={AGENT_NAME}"
 @pytest.fixture
 def agent_stopped(sandbox: Sandbox) -> Iterator[None]:
     """sandbox-1's agent DaemonSet selects no node (its pods go away); restored and Ready afterwards."""
-    daemonset = f"daemonset/{AGENT_NAME}"
-    patch = {"spec": {"template": {"spec": {"nodeSelector": {"kibertas-async.test/no-such-node": "true"}}}}}
-    kubectl(sandbox, "sandbox-1", "-n", AGENT_NAMESPACE, "patch", daemonset, "--type=merge", "-p", json.dumps(patch))
-    kubectl(
-        sandbox,
-        "sandbox-1",
-        "-n",
-        AGENT_NAMESPACE,
-        "wait",
-        "--for=delete",
-        "pod",
-        "-l",
-        AGENT_POD_SELECTOR,
-        "--timeout=60s",
-    )
-    try:
+    with daemonset_on_no_node(sandbox, "sandbox-1", AGENT_NAMESPACE, AGENT_NAME):
         yield
-    finally:
-        restore = {"spec": {"template": {"spec": {"nodeSelector": None}}}}
-        kubectl(
-            sandbox, "sandbox-1", "-n", AGENT_NAMESPACE, "patch", daemonset, "--type=merge", "-p", json.dumps(restore)
-        )
-        kubectl(sandbox, "sandbox-1", "-n", AGENT_NAMESPACE, "rollout", "status", daemonset, "--timeout=60s")
 
 
 def test_passes_on_both_clusters_scoped_to_each(check_runner: CheckRunner, nothing_left: NothingLeft) -> None:

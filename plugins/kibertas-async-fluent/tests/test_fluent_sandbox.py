@@ -14,6 +14,7 @@ from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import kubectl
 from kibertas_async.testing.plugin import NothingLeft
 from kibertas_async.testing.runner import CheckRunner
+from kibertas_async.testing.workloads import daemonset_on_no_node
 from kibertas_async_fluent.check import STEP_CHECK_BUCKET, STEP_FIND_MARKER
 from kibertas_async_fluent.sandbox import FLUENTD_NAMESPACE, SECRET_ACCESS_KEY
 from kibertas_async_fluent.shipper import FLUENTD_DAEMONSET
@@ -24,29 +25,8 @@ CHECK = "fluent"
 @pytest.fixture
 def fluentd_stopped(sandbox: Sandbox) -> Iterator[None]:
     """sandbox-1's fluentd DaemonSet selects no node (its pods go away); restored and Ready afterwards."""
-    daemonset = f"daemonset/{FLUENTD_DAEMONSET}"
-    patch = {"spec": {"template": {"spec": {"nodeSelector": {"kibertas-async.test/no-such-node": "true"}}}}}
-    kubectl(sandbox, "sandbox-1", "-n", FLUENTD_NAMESPACE, "patch", daemonset, "--type=merge", "-p", json.dumps(patch))
-    kubectl(
-        sandbox,
-        "sandbox-1",
-        "-n",
-        FLUENTD_NAMESPACE,
-        "wait",
-        "--for=delete",
-        "pod",
-        "-l",
-        "app.kubernetes.io/name=fluentd",
-        "--timeout=60s",
-    )
-    try:
+    with daemonset_on_no_node(sandbox, "sandbox-1", FLUENTD_NAMESPACE, FLUENTD_DAEMONSET):
         yield
-    finally:
-        restore = {"spec": {"template": {"spec": {"nodeSelector": None}}}}
-        kubectl(
-            sandbox, "sandbox-1", "-n", FLUENTD_NAMESPACE, "patch", daemonset, "--type=merge", "-p", json.dumps(restore)
-        )
-        kubectl(sandbox, "sandbox-1", "-n", FLUENTD_NAMESPACE, "rollout", "status", daemonset, "--timeout=60s")
 
 
 @pytest.fixture
