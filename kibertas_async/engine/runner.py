@@ -375,15 +375,18 @@ class Engine:
             await self._diagnose(result, ctx)
         result.cleanup = await cleanup.run(on_result=log_cleanup, on_undone=undone)
         result.duration = anyio.current_time() - started
+        by_verb: dict[str, int] = {}
         if ctx is not None:
             result.steps = list(ctx.results)
             result.facts = dict(ctx.facts)
             if ctx._kube is not None:
                 result.api_requests = ctx._kube.requests_made
+                by_verb = dict(sorted(ctx._kube.requests_by_verb.items()))
         log.info(
             "check.finished",
             outcome=result.outcome.value,
             duration=round(result.duration, 3),
+            **({"api_requests_by_verb": by_verb} if by_verb else {}),
             **({"step": result.step} if result.step else {}),
             **({"reason": result.reason} if result.reason else {}),
             **({"left_behind": [item.description for item in result.left_behind]} if result.left_behind else {}),

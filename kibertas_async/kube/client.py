@@ -10,6 +10,7 @@ import contextlib
 import email.utils
 import json
 import random
+from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,6 +53,9 @@ class KubeClient:
         self.cluster = cluster
         self.requests_made = 0
         """How many API requests this client sent (watches count once each)."""
+        self.requests_by_verb: Counter[str] = Counter()
+        """The same requests by verb: ``GET`` (one object), ``LIST`` (a page), ``WATCH``, ``POST``, ``PATCH``,
+        ``PUT``, ``DELETE``; retries count as requests."""
 
     def view(self) -> KubeClient:
         """Another client over the same connection, with its own request counter (one per check)."""
@@ -93,8 +97,9 @@ class KubeClient:
         body: object | None = None,
         content_type: str = "application/json",
         timeout: float = 30.0,
+        verb: str | None = None,
     ) -> KubeObject:
-        """Send one request and return the decoded JSON body.
+        """Send one request and return the decoded JSON body (``verb``: how it is counted, default ``method``).
 
         429 and 503 are retried after the Retry-After the server asks for (at most
         :data:`RETRY_AFTER_CAP` seconds per attempt); a GET that cannot reach the server is retried with
@@ -103,7 +108,7 @@ class KubeClient:
         import aiohttp
 
         for attempt in range(1, _MAX_ATTEMPTS + 1):
-            response = await self._open(method, path, query, body, content_type, (10.0, timeout))
+            response = await self._open(method, path, query, body, content_type, (10.0, timeout), verb=verb)
             try:
                 data = await response.read()
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
@@ -127,6 +132,7 @@ class KubeClient:
         timeout: Any,
         *,
         label: str | None = None,
+        verb: str | None = None,
     ) -> Any:
         """Send until the server answers below 300 and return that (unread) response.
 
@@ -138,7 +144,7 @@ class KubeClient:
         label = label or method
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
-                response = await self._send(method, path, query, body, content_type, timeout)
+                response = await self._send(method, path, query, body, content_type, timeout, verb or label)
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
                 if method != "GET" or attempt == _MAX_ATTEMPTS:
                     raise KubeUnavailable(f"{label} {path}: {type(error).__name__}: {error}") from None
@@ -166,8 +172,10 @@ class KubeClient:
         body: object | None,
         content_type: str,
         timeout: Any,
+        verb: str,
     ) -> Any:
         self.requests_made += 1
+        self.requests_by_verb[verb] += 1
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
@@ -209,7 +217,7 @@ class KubeClient:
             query["fieldSelector"] = field_selector
         items: list[KubeObject] = []
         while True:
-            page = await self.request("GET", resource.path(namespace), query=query)
+            page = await self.request("GET", resource.path(namespace), query=query, verb="LIST")
             items.extend(page.get("items") or [])
             continuation = page.get("metadata", {}).get("continue")
             if not continuation:
