@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from kibertas_async._version import __version__
 
 if TYPE_CHECKING:
+    from kibertas_async._markers import hookimpl
     from kibertas_async.checks import Check, CheckContext, Permission, Step
     from kibertas_async.checks.addon_version import WORKLOAD_READ, Workload, report_addon_version, workload_option
     from kibertas_async.checks.waiting import PermanentError, PollState, TemporaryError
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
         UsageError,
     )
     from kibertas_async.events import get_logger
-    from kibertas_async.hookspecs import hookimpl
     from kibertas_async.kube import (
         Change,
         ClusterTarget,
@@ -132,7 +132,7 @@ _LAZY = {
     "PluginError": "kibertas_async.errors",
     "StepTimeout": "kibertas_async.errors",
     "UsageError": "kibertas_async.errors",
-    "hookimpl": "kibertas_async.hookspecs",
+    "hookimpl": "kibertas_async._markers",
     "KubeClient": "kibertas_async.kube",
     "KubeObject": "kibertas_async.kube",
     "Resource": "kibertas_async.kube",

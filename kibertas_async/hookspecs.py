@@ -6,13 +6,19 @@ the module your entry point names::
 
     [project.entry-points.kibertas_async]
     my-plugin = "my_package.plugin"
+
+The sandbox's hook (``kibertas_async_register_sandbox_addons``) is specified by the sandbox itself,
+:mod:`kibertas_async.sandbox.hookspecs`: the runtime never imports the sandbox.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pluggy
+# Re-exported: ``kibertas_async.hookspecs.hookimpl`` and ``PROJECT_NAME`` keep working.
+from kibertas_async._markers import PROJECT_NAME as PROJECT_NAME
+from kibertas_async._markers import hookimpl as hookimpl
+from kibertas_async._markers import hookspec
 
 if TYPE_CHECKING:
     from kibertas_async.checks import Check
@@ -20,13 +26,6 @@ if TYPE_CHECKING:
     from kibertas_async.options import Option, OptionValues
     from kibertas_async.outputs import Notifier, Reporter, RunInfo
     from kibertas_async.results import CheckResult, RunReport
-    from kibertas_async.sandbox.addons import SandboxAddon
-
-PROJECT_NAME = "kibertas_async"
-"""One word for the pluggy project, the entry-point group and the hook prefix."""
-
-hookspec = pluggy.HookspecMarker(PROJECT_NAME)
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
@@ -61,18 +60,6 @@ def kibertas_async_register_reporters(options: OptionValues) -> list[Reporter]:
     """Return the reporters that write the run's report (files, terminal tables), given the options.
 
     :param options: run-wide option values; return ``[]`` when your report was not asked for.
-    """
-    raise NotImplementedError
-
-
-@hookspec
-def kibertas_async_register_sandbox_addons() -> list[SandboxAddon]:
-    """Return the sandbox add-ons your checks need, so ``kibertas-async sandbox up`` (and the pytest
-    fixture in :mod:`kibertas_async.testing`) start them beside every local cluster.
-
-    An add-on may also define ``cluster_settings(context) -> Mapping[str, object]``: option values for
-    that cluster (e.g. the ingress hostname, the stand-in's URL), written to the sandbox's run config
-    file so ``kibertas-async run --config <it>`` works against the sandbox as is.
     """
     raise NotImplementedError
 

@@ -67,15 +67,22 @@ def create_plugin_manager(
     extra_plugins: Iterable[str] = (),
     disabled: Iterable[str] = (),
     environ: Mapping[str, str] | None = None,
+    specs: Iterable[ModuleType] = (),
 ) -> Registry:
     """Build the plugin manager (never at import time), load plugins, collect what they register.
 
     A plugin that fails to import is recorded in ``Registry.problems`` by name; the others still load.
     A plugin implementing an unknown hook (a misspelling) is a :class:`PluginError`.
+
+    ``specs``: hook specifications beside the contract's, from whoever builds this manager and calls
+    their hooks (the sandbox gives :mod:`kibertas_async.sandbox.hookspecs`). A plugin marks its
+    implementations of such hooks ``optionalhook=True``, so a manager without the spec accepts them.
     """
     env = os.environ if environ is None else environ
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
+    for spec in specs:
+        manager.add_hookspecs(spec)
     registry = Registry(manager=manager)
     skip = {name.strip() for name in env.get(DISABLE_ENV, "").split(",") if name.strip()} | set(disabled)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kibertas_async._markers import hookimpl
 from kibertas_async.diagnostics.kubernetes import KubernetesDiagnostics
-from kibertas_async.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from kibertas_async.diagnostics.sources import DiagnosticSource

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kibertas_async.hookspecs import hookimpl
+from kibertas_async._markers import hookimpl
 from kibertas_async.options import Option, optional, parse_bool, parse_duration, parse_positive_int
 
 CONCURRENCY = Option[int](

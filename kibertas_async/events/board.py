@@ -32,7 +32,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from kibertas_async.hookspecs import hookimpl
+from kibertas_async._markers import hookimpl
 from kibertas_async.outputs.protocols import RunInfo
 from kibertas_async.results import CheckResult, Outcome, RunReport
 

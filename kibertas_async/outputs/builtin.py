@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kibertas_async.hookspecs import hookimpl
+from kibertas_async._markers import hookimpl
 from kibertas_async.options import Option, OptionValues, optional, parse_bool
 from kibertas_async.outputs.html_report import HtmlReporter
 from kibertas_async.outputs.json_report import JsonReporter

@@ -20,8 +20,9 @@ RUN_CONFIG_NAME = "kibertas-async.yaml"
 def plugin_addons() -> tuple[SandboxAddon, ...]:
     """Every add-on the installed plugins register, in plugin load order."""
     from kibertas_async.plugins import create_plugin_manager
+    from kibertas_async.sandbox import hookspecs
 
-    registry = create_plugin_manager()
+    registry = create_plugin_manager(specs=[hookspecs])
     found: list[SandboxAddon] = []
     seen: set[str] = set()
     for addons in reversed(registry.hook.kibertas_async_register_sandbox_addons()):

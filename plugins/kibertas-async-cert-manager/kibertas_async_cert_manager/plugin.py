@@ -21,7 +21,7 @@ def kibertas_async_register_checks() -> list[type[Check]]:
     return [CertManagerCheck]
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # specified by the sandbox (kibertas_async.sandbox.hookspecs)
 def kibertas_async_register_sandbox_addons() -> list[SandboxAddon]:
     """cert-manager's CRDs, the ``selfsigned-issuer`` ClusterIssuer and the sandbox issuer, per cluster."""
     from kibertas_async_cert_manager.sandbox.addon import CertManagerAddon

@@ -21,7 +21,7 @@ def kibertas_async_register_checks() -> list[type[Check]]:
     return [ClusterAutoscalerCheck, KarpenterCheck]
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # specified by the sandbox (kibertas_async.sandbox.hookspecs)
 def kibertas_async_register_sandbox_addons() -> list[SandboxAddon]:
     """The sandbox autoscaler (node groups and a Karpenter stand-in over kwok nodes)."""
     from kibertas_async_cluster_autoscaler.sandbox.addon import SandboxAutoscalerAddon

@@ -35,7 +35,7 @@ def kibertas_async_register_notifiers(options: OptionValues) -> list[Notifier]:
     return list(results_notifiers(options))
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # specified by the sandbox (kibertas_async.sandbox.hookspecs)
 def kibertas_async_register_sandbox_addons() -> list[SandboxAddon]:
     """A Datadog query API stand-in per sandbox cluster, fed by its ``datadog-agent`` DaemonSet."""
     from kibertas_async_datadog.sandbox import DatadogStandinAddon

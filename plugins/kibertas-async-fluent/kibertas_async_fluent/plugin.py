@@ -21,7 +21,7 @@ def kibertas_async_register_checks() -> list[type[Check]]:
     return [FluentCheck]
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # specified by the sandbox (kibertas_async.sandbox.hookspecs)
 def kibertas_async_register_sandbox_addons() -> list[SandboxAddon]:
     """moto S3 and a stand-in for fluentd per sandbox cluster."""
     from kibertas_async_fluent.sandbox import FluentAddon

@@ -23,7 +23,7 @@ def kibertas_async_register_checks() -> list[type[Check]]:
     return [IngressCheck]
 
 
-@hookimpl
+@hookimpl(optionalhook=True)  # specified by the sandbox (kibertas_async.sandbox.hookspecs)
 def kibertas_async_register_sandbox_addons() -> list[SandboxAddon]:
     """BIND9 (the zone), external-dns (writing into it) and the sandbox ingress controller, per cluster."""
     from kibertas_async_ingress.sandbox import ExternalDnsAddon, IngressControllerAddon, ZoneServerAddon
