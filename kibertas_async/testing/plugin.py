@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,7 +17,23 @@ from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
 from kibertas_async.testing import TEST_CLUSTER_NAMES, ci_requires_sandbox, start_test_sandbox
 from kibertas_async.testing.runner import CheckRunner, RunResult, leftovers
 
-_SANDBOX_FIXTURES = frozenset({"sandbox", "sandbox_cluster", "check_runner", "nothing_left", "sandbox_factory"})
+if TYPE_CHECKING:
+    from kibertas_async.kube import KubeClient
+    from kibertas_async.testing.faultproxy import FaultProxy
+
+_SANDBOX_FIXTURES = frozenset(
+    {
+        "sandbox",
+        "sandbox_cluster",
+        "check_runner",
+        "nothing_left",
+        "sandbox_factory",
+        "sandbox_client",
+        "sandbox_namespace",
+        "fault_proxy",
+        "proxied_client",
+    }
+)
 
 NothingLeft = Callable[..., None]
 """The ``nothing_left`` fixture's type: ``nothing_left()`` or ``nothing_left(run)``."""
@@ -165,3 +182,52 @@ def sandbox_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbo
     finally:
         factory.close()
         atexit.unregister(factory.close)
+
+
+# --- a test's own hands on the sandbox's API server ----------------------------------------------
+# Async fixtures: the tests using them are anyio tests (``pytest.mark.anyio``, or an ``anyio_backend``
+# fixture in their conftest).
+
+
+@pytest.fixture
+async def sandbox_client(sandbox_cluster: SandboxCluster) -> AsyncIterator[KubeClient]:
+    """A :class:`~kibertas_async.kube.KubeClient` straight to ``sandbox_cluster``'s API server: the test's own
+    hands (setting up, looking), never the code under test. Closed after the test."""
+    from kibertas_async.kube import ClusterTarget, connect
+
+    target = ClusterTarget(
+        sandbox_cluster.name, context=sandbox_cluster.context, kubeconfig=str(sandbox_cluster.kubeconfig)
+    )
+    async with await connect(target) as kube:
+        yield kube
+
+
+@pytest.fixture
+async def sandbox_namespace(sandbox_client: KubeClient) -> AsyncIterator[str]:
+    """The name of a namespace of the test's own on ``sandbox_cluster`` (``kit-test-…``), deleted afterwards."""
+    from kibertas_async.kube.resources import NAMESPACES
+
+    created = await sandbox_client.create(NAMESPACES, {"metadata": {"generateName": "kit-test-"}})
+    name = str(created["metadata"]["name"])
+    yield name
+    await sandbox_client.delete(NAMESPACES, name)
+
+
+@pytest.fixture
+async def fault_proxy(sandbox_cluster: SandboxCluster) -> AsyncIterator[FaultProxy]:
+    """A :class:`~kibertas_async.testing.faultproxy.FaultProxy` in front of ``sandbox_cluster``'s API server
+    (refuse, delay or end chosen requests); see ``proxied_client`` for a client through it."""
+    from kibertas_async.testing.faultproxy import FaultProxy
+
+    async with FaultProxy.for_cluster(sandbox_cluster) as started:
+        yield started
+
+
+@pytest.fixture
+async def proxied_client(fault_proxy: FaultProxy, tmp_path: Path) -> AsyncIterator[KubeClient]:
+    """A :class:`~kibertas_async.kube.KubeClient` that reaches the API server through ``fault_proxy``: give it
+    to the code under test, and the faults the test sets are what that code meets."""
+    from kibertas_async.kube import connect
+
+    async with await connect(fault_proxy.write_kubeconfig(tmp_path / "proxy-kubeconfig.json")) as kube:
+        yield kube

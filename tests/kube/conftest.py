@@ -1,14 +1,8 @@
-"""Fixtures of the Kubernetes layer's tests: a client straight to a sandbox API server, a namespace."""
+"""Fixtures of the Kubernetes layer's tests; the clients are the kit's (``sandbox_client``, ``proxied_client``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-
-from kibertas_async.kube import ClusterTarget, KubeClient, connect
-from kibertas_async.kube.resources import NAMESPACES
-from kibertas_async.sandbox.runner import SandboxCluster
 
 
 @pytest.fixture
@@ -17,19 +11,6 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def direct(sandbox_cluster: SandboxCluster) -> AsyncIterator[KubeClient]:
-    """A client straight to the API server (the test's own hands, not what is under test)."""
-    target = ClusterTarget(
-        sandbox_cluster.name, context=sandbox_cluster.context, kubeconfig=str(sandbox_cluster.kubeconfig)
-    )
-    async with await connect(target) as kube:
-        yield kube
-
-
-@pytest.fixture
-async def namespace(direct: KubeClient) -> AsyncIterator[str]:
-    """A namespace of the test's own, deleted afterwards."""
-    created = await direct.create(NAMESPACES, {"metadata": {"generateName": "kube-test-"}})
-    name = str(created["metadata"]["name"])
-    yield name
-    await direct.delete(NAMESPACES, name)
+def namespace(sandbox_namespace: str) -> str:
+    """A namespace of the test's own on sandbox-1, deleted afterwards (the kit's ``sandbox_namespace``)."""
+    return sandbox_namespace

@@ -57,77 +57,87 @@ async def _connection_reset() -> None:
 
 @pytest.mark.parametrize("naming", ["name", "generateName"])
 async def test_a_lost_answer_is_recovered_without_a_second_object_and_cleaned_up(
-    direct: KubeClient, namespace: str, naming: str
+    sandbox_client: KubeClient, namespace: str, naming: str
 ) -> None:
     cleanup = _stack()
-    ctx = _context(direct, cleanup)
-    _losing_the_answer(direct, _connection_reset)
+    ctx = _context(sandbox_client, cleanup)
+    _losing_the_answer(sandbox_client, _connection_reset)
     manifest: KubeObject = {"metadata": {naming: "lost-answer"}, "data": {"k": "v"}}
     created = await ctx.create(CONFIGMAPS, manifest, namespace)
-    made = (await direct.list(CONFIGMAPS, namespace, label_selector="kibertas-async/run-id=create-cleanup"))["items"]
+    made = (await sandbox_client.list(CONFIGMAPS, namespace, label_selector="kibertas-async/run-id=create-cleanup"))[
+        "items"
+    ]
     assert [obj["metadata"]["uid"] for obj in made] == [created["metadata"]["uid"]], "one object, found again"
     results = await cleanup.run()
     assert [r.status for r in results] == ["done"]
-    assert (await direct.list(CONFIGMAPS, namespace, label_selector="kibertas-async/run-id=create-cleanup"))[
+    assert (await sandbox_client.list(CONFIGMAPS, namespace, label_selector="kibertas-async/run-id=create-cleanup"))[
         "items"
     ] == []
 
 
 async def test_object_created_while_a_deadline_cancelled_the_request_is_still_deleted(
-    direct: KubeClient, namespace: str
+    sandbox_client: KubeClient, namespace: str
 ) -> None:
     cleanup = _stack()
-    ctx = _context(direct, cleanup)
-    _losing_the_answer(direct, anyio.sleep_forever)
+    ctx = _context(sandbox_client, cleanup)
+    _losing_the_answer(sandbox_client, anyio.sleep_forever)
     with anyio.move_on_after(1) as deadline:
         await ctx.create(CONFIGMAPS, {"metadata": {"generateName": "cancelled-"}, "data": {"k": "v"}}, namespace)
     assert deadline.cancelled_caught
-    made = (await direct.list(CONFIGMAPS, namespace, label_selector="kibertas-async/run-id=create-cleanup"))["items"]
+    made = (await sandbox_client.list(CONFIGMAPS, namespace, label_selector="kibertas-async/run-id=create-cleanup"))[
+        "items"
+    ]
     assert len(made) == 1, "the POST did create it, under a generated name"
     await cleanup.run()
-    assert (await direct.list(CONFIGMAPS, namespace, label_selector="kibertas-async/run-id=create-cleanup"))[
+    assert (await sandbox_client.list(CONFIGMAPS, namespace, label_selector="kibertas-async/run-id=create-cleanup"))[
         "items"
     ] == []
 
 
-async def test_a_namespace_whose_answer_was_lost_is_recovered_and_cleaned_up(direct: KubeClient) -> None:
+async def test_a_namespace_whose_answer_was_lost_is_recovered_and_cleaned_up(sandbox_client: KubeClient) -> None:
     cleanup = _stack()
-    ctx = _context(direct, cleanup, run_id="lost-namespace")
-    _losing_the_answer(direct, _connection_reset)
+    ctx = _context(sandbox_client, cleanup, run_id="lost-namespace")
+    _losing_the_answer(sandbox_client, _connection_reset)
     name = await ctx.namespace("lost")
     selector = "kibertas-async/run-id=lost-namespace"
-    assert [ns["metadata"]["name"] for ns in (await direct.list(NAMESPACES, label_selector=selector))["items"]] == [
-        name
-    ]
+    assert [
+        ns["metadata"]["name"] for ns in (await sandbox_client.list(NAMESPACES, label_selector=selector))["items"]
+    ] == [name]
     await cleanup.run()
-    assert (await direct.list(NAMESPACES, label_selector=selector))["items"] == [], "cleanup waits until it is gone"
+    assert (await sandbox_client.list(NAMESPACES, label_selector=selector))["items"] == [], (
+        "cleanup waits until it is gone"
+    )
 
 
 async def test_a_name_already_taken_is_refused_and_the_other_object_survives(
-    direct: KubeClient, namespace: str
+    sandbox_client: KubeClient, namespace: str
 ) -> None:
-    await direct.create(CONFIGMAPS, {"metadata": {"name": "taken"}, "data": {"owner": "someone else"}}, namespace)
+    await sandbox_client.create(
+        CONFIGMAPS, {"metadata": {"name": "taken"}, "data": {"owner": "someone else"}}, namespace
+    )
     cleanup = _stack()
-    ctx = _context(direct, cleanup)
+    ctx = _context(sandbox_client, cleanup)
     with pytest.raises(KubeApiError) as refused:
         await ctx.create(CONFIGMAPS, {"metadata": {"name": "taken"}, "data": {"k": "v"}}, namespace)
     assert refused.value.status == 409
     assert len(cleanup) == 0, "nothing was created, so nothing is to be deleted"
     await cleanup.run()
-    survivor: Any = await direct.get(CONFIGMAPS, "taken", namespace)
+    survivor: Any = await sandbox_client.get(CONFIGMAPS, "taken", namespace)
     assert survivor["data"] == {"owner": "someone else"}
 
 
 async def test_a_same_named_object_made_later_by_someone_else_is_not_deleted(
-    direct: KubeClient, namespace: str
+    sandbox_client: KubeClient, namespace: str
 ) -> None:
     cleanup = _stack()
-    ctx = _context(direct, cleanup)
+    ctx = _context(sandbox_client, cleanup)
     await ctx.create(CONFIGMAPS, {"metadata": {"name": "reused"}, "data": {"k": "v"}}, namespace)
-    await direct.delete(CONFIGMAPS, "reused", namespace)
-    await direct.wait_for(CONFIGMAPS, "reused", namespace, lambda obj: obj is None)
-    await direct.create(CONFIGMAPS, {"metadata": {"name": "reused"}, "data": {"owner": "someone else"}}, namespace)
+    await sandbox_client.delete(CONFIGMAPS, "reused", namespace)
+    await sandbox_client.wait_for(CONFIGMAPS, "reused", namespace, lambda obj: obj is None)
+    await sandbox_client.create(
+        CONFIGMAPS, {"metadata": {"name": "reused"}, "data": {"owner": "someone else"}}, namespace
+    )
     results = await cleanup.run()
     assert results[0].status == "done"
-    survivor: Any = await direct.get(CONFIGMAPS, "reused", namespace)
+    survivor: Any = await sandbox_client.get(CONFIGMAPS, "reused", namespace)
     assert survivor["data"] == {"owner": "someone else"}, "the uid precondition protects the new object"

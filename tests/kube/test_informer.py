@@ -4,14 +4,12 @@ built on it) against a real API server, with faults injected by the fault proxy 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
-from kibertas_async.kube import Change, Informer, KubeClient, connect
+from kibertas_async.kube import Change, Informer, KubeClient
 from kibertas_async.kube.resources import CONFIGMAPS, NAMESPACES
 from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
 from kibertas_async.testing import kubectl
@@ -22,41 +20,28 @@ CLOCK_SLACK = 0.01
 """Timers may fire this much early relative to the proxy's clock reading (same monotonic clock)."""
 
 
-@pytest.fixture
-async def proxy(sandbox_cluster: SandboxCluster) -> AsyncIterator[FaultProxy]:
-    async with FaultProxy.for_cluster(sandbox_cluster) as started:
-        yield started
-
-
-@pytest.fixture
-async def proxied(proxy: FaultProxy, tmp_path: Path) -> AsyncIterator[KubeClient]:
-    """A client that reaches the API server through the fault proxy."""
-    async with await connect(proxy.write_kubeconfig(tmp_path / "proxy-kubeconfig.json")) as kube:
-        yield kube
-
-
 def _gaps(times: list[float]) -> list[float]:
     return [later - earlier for earlier, later in itertools.pairwise(times)]
 
 
 @pytest.mark.anyio
 async def test_wait_for_opens_its_watch_through_two_429s_honouring_retry_after(
-    proxy: FaultProxy, proxied: KubeClient, direct: KubeClient, namespace: str
+    fault_proxy: FaultProxy, proxied_client: KubeClient, sandbox_client: KubeClient, namespace: str
 ) -> None:
     collection = CONFIGMAPS.path(namespace)
-    proxy.refuse_next(2, status=429, retry_after=f"{RETRY_AFTER:g}", path=collection, watch=True)
+    fault_proxy.refuse_next(2, status=429, retry_after=f"{RETRY_AFTER:g}", path=collection, watch=True)
     found: list[Any] = []
 
     async def wait() -> None:
-        found.append(await proxied.wait_for(CONFIGMAPS, "late", namespace, lambda obj: obj is not None))
+        found.append(await proxied_client.wait_for(CONFIGMAPS, "late", namespace, lambda obj: obj is not None))
 
     with anyio.fail_after(60):
         async with anyio.create_task_group() as group:
             group.start_soon(wait)
-            await proxy.wait_for_requests(3, path=collection, watch=True)  # two refused, one forwarded
-            await direct.create(CONFIGMAPS, {"metadata": {"name": "late"}}, namespace)
+            await fault_proxy.wait_for_requests(3, path=collection, watch=True)  # two refused, one forwarded
+            await sandbox_client.create(CONFIGMAPS, {"metadata": {"name": "late"}}, namespace)
     assert found[0]["metadata"]["name"] == "late"
-    opens = proxy.seen(path=collection, watch=True)
+    opens = fault_proxy.seen(path=collection, watch=True)
     assert [(seen.status, seen.refused) for seen in opens] == [(429, True), (429, True), (200, False)]
     assert all(gap >= RETRY_AFTER - CLOCK_SLACK for gap in _gaps([seen.at for seen in opens])), _gaps(
         [seen.at for seen in opens]
@@ -65,41 +50,41 @@ async def test_wait_for_opens_its_watch_through_two_429s_honouring_retry_after(
 
 @pytest.mark.anyio
 async def test_request_waits_the_retry_after_of_each_429(
-    proxy: FaultProxy, proxied: KubeClient, namespace: str
+    fault_proxy: FaultProxy, proxied_client: KubeClient, namespace: str
 ) -> None:
     collection = CONFIGMAPS.path(namespace)
-    proxy.refuse_next(2, status=429, retry_after=f"{RETRY_AFTER:g}", method="GET", path=collection, watch=False)
+    fault_proxy.refuse_next(2, status=429, retry_after=f"{RETRY_AFTER:g}", method="GET", path=collection, watch=False)
     with anyio.fail_after(30):
-        listed = await proxied.list(CONFIGMAPS, namespace)
+        listed = await proxied_client.list(CONFIGMAPS, namespace)
     assert "kube-root-ca.crt" in {item["metadata"]["name"] for item in listed["items"]}
-    attempts = proxy.seen(method="GET", path=collection, watch=False)
+    attempts = fault_proxy.seen(method="GET", path=collection, watch=False)
     assert [seen.status for seen in attempts] == [429, 429, 200]
     assert all(gap >= RETRY_AFTER - CLOCK_SLACK for gap in _gaps([seen.at for seen in attempts]))
 
 
 @pytest.mark.anyio
 async def test_watch_streams_the_server_ends_are_reopened_after_a_growing_backoff(
-    proxy: FaultProxy, proxied: KubeClient, direct: KubeClient, namespace: str
+    fault_proxy: FaultProxy, proxied_client: KubeClient, sandbox_client: KubeClient, namespace: str
 ) -> None:
     collection = CONFIGMAPS.path(namespace)
-    proxy.end_watches(after_events=0, path=collection)  # every stream ends, normally, before any event
+    fault_proxy.end_watches(after_events=0, path=collection)  # every stream ends, normally, before any event
     found: list[Any] = []
 
     async def wait() -> None:
-        found.append(await proxied.wait_for(CONFIGMAPS, "late", namespace, lambda obj: obj is not None))
+        found.append(await proxied_client.wait_for(CONFIGMAPS, "late", namespace, lambda obj: obj is not None))
 
     with anyio.fail_after(60):
         async with anyio.create_task_group() as group:
             group.start_soon(wait)
-            ended = await proxy.wait_for_requests(5, path=collection, watch=True)
-            proxy.clear_faults()
-            await direct.create(CONFIGMAPS, {"metadata": {"name": "late"}}, namespace)
+            ended = await fault_proxy.wait_for_requests(5, path=collection, watch=True)
+            fault_proxy.clear_faults()
+            await sandbox_client.create(CONFIGMAPS, {"metadata": {"name": "late"}}, namespace)
     assert found[0]["metadata"]["name"] == "late"
     assert all(seen.ended_early for seen in ended[:4])
     # Reopened each time from the version listed once (no re-list), after a backoff that doubles from
     # 0.1-0.2 s while streams keep ending empty: lower bounds 0.1, 0.2, 0.4, 0.8 s. A tight loop would
     # reopen within milliseconds, hundreds of times.
-    assert proxy.count(path=collection, watch=False) == 1
+    assert fault_proxy.count(path=collection, watch=False) == 1
     assert len({seen.query["resourceVersion"] for seen in ended[:5]}) == 1
     gaps = _gaps([seen.at for seen in ended[:5]])
     assert all(gap >= bound for gap, bound in zip(gaps, (0.1, 0.2, 0.4, 0.8), strict=True)), gaps
@@ -109,14 +94,14 @@ async def test_watch_streams_the_server_ends_are_reopened_after_a_growing_backof
 async def test_informer_relists_after_410_through_a_throttled_list_and_reports_what_changed(
     sandbox: Sandbox,
     sandbox_cluster: SandboxCluster,
-    proxy: FaultProxy,
-    proxied: KubeClient,
-    direct: KubeClient,
+    fault_proxy: FaultProxy,
+    proxied_client: KubeClient,
+    sandbox_client: KubeClient,
     namespace: str,
 ) -> None:
     collection = CONFIGMAPS.path(namespace)
-    await direct.create(CONFIGMAPS, {"metadata": {"name": "doomed"}}, namespace)
-    informer = Informer(proxied, CONFIGMAPS, namespace)
+    await sandbox_client.create(CONFIGMAPS, {"metadata": {"name": "doomed"}}, namespace)
+    informer = Informer(proxied_client, CONFIGMAPS, namespace)
     reported: list[Change] = []
     informer.on_change(reported.extend)
     with anyio.fail_after(120):
@@ -126,7 +111,9 @@ async def test_informer_relists_after_410_through_a_throttled_list_and_reports_w
             reported.clear()
             # A write the informer does not watch: etcd's revision moves past the informer's version, so
             # the restarted server's watch cache (which starts at the revision it finds) is newer than it.
-            await direct.patch(NAMESPACES, namespace, {"metadata": {"annotations": {"kibertas-async.test/bump": "1"}}})
+            await sandbox_client.patch(
+                NAMESPACES, namespace, {"metadata": {"annotations": {"kibertas-async.test/bump": "1"}}}
+            )
             # The event loop (and so the informer) is blocked while the API server restarts and the
             # collection changes behind its back. The restarted server's watch cache starts after the
             # informer's version, so resuming from it is 410 Gone; the re-list that follows is refused
@@ -134,7 +121,7 @@ async def test_informer_relists_after_410_through_a_throttled_list_and_reports_w
             sandbox_cluster.restart_apiserver()
             kubectl(sandbox, sandbox_cluster, "-n", namespace, "delete", "configmap", "doomed")
             kubectl(sandbox, sandbox_cluster, "-n", namespace, "create", "configmap", "made-while-away")
-            proxy.refuse_next(6, status=503, retry_after="0", method="GET", path=collection, watch=False)
+            fault_proxy.refuse_next(6, status=503, retry_after="0", method="GET", path=collection, watch=False)
             await informer.wait_until(lambda current: f"{namespace}/made-while-away" in current.objects)
             group.cancel_scope.cancel()
     assert informer.lists == 2
@@ -143,5 +130,5 @@ async def test_informer_relists_after_410_through_a_throttled_list_and_reports_w
         ("ADDED", f"{namespace}/made-while-away"),
         ("DELETED", f"{namespace}/doomed"),
     ]
-    relists = proxy.seen(method="GET", path=collection, watch=False)[1:]
+    relists = fault_proxy.seen(method="GET", path=collection, watch=False)[1:]
     assert [seen.status for seen in relists] == [503] * 6 + [200]

@@ -35,8 +35,8 @@ def _state(obj: KubeObject | None) -> str:
     return "absent" if obj is None else f"state={obj['data']['state']}"
 
 
-async def test_an_object_that_never_appears_fails_with_its_absence(direct: KubeClient, namespace: str) -> None:
-    ctx = _context(direct)
+async def test_an_object_that_never_appears_fails_with_its_absence(sandbox_client: KubeClient, namespace: str) -> None:
+    ctx = _context(sandbox_client)
     with pytest.raises(CheckFailed) as failed:
         async with ctx.step("wait for config"):
             await ctx.wait_for(
@@ -54,16 +54,16 @@ async def test_an_object_that_never_appears_fails_with_its_absence(direct: KubeC
     assert ctx.results[0].detail == "absent"
 
 
-async def test_the_reason_is_built_from_the_last_object_seen(direct: KubeClient, namespace: str) -> None:
-    await direct.create(CONFIGMAPS, {"metadata": {"name": "job"}, "data": {"state": "pending"}}, namespace)
-    await direct.patch(CONFIGMAPS, "job", {"data": {"state": "stuck"}}, namespace)
-    ctx = _context(direct)
+async def test_the_reason_is_built_from_the_last_object_seen(sandbox_client: KubeClient, namespace: str) -> None:
+    await sandbox_client.create(CONFIGMAPS, {"metadata": {"name": "job"}, "data": {"state": "pending"}}, namespace)
+    await sandbox_client.patch(CONFIGMAPS, "job", {"data": {"state": "stuck"}}, namespace)
+    ctx = _context(sandbox_client)
     seen: list[KubeObject | None] = []
 
     async def reason(last: KubeObject | None) -> str:
         seen.append(last)
         # A failure reason may look something up: here, the object as the API has it now.
-        now = await direct.get(CONFIGMAPS, "job", namespace)
+        now = await sandbox_client.get(CONFIGMAPS, "job", namespace)
         assert now is not None
         return f"job stayed {_state(last)} (now {now['data']['state']})"
 
@@ -76,16 +76,16 @@ async def test_the_reason_is_built_from_the_last_object_seen(direct: KubeClient,
     assert last is not None and last["metadata"]["name"] == "job"
 
 
-async def test_without_fail_the_reason_names_the_object(direct: KubeClient, namespace: str) -> None:
-    ctx = _context(direct)
+async def test_without_fail_the_reason_names_the_object(sandbox_client: KubeClient, namespace: str) -> None:
+    ctx = _context(sandbox_client)
     with pytest.raises(CheckFailed) as failed:
         await ctx.wait_for(CONFIGMAPS, "absent", namespace, lambda obj: obj is not None, timeout=1)
     assert failed.value.reason == f"ConfigMap {namespace}/absent did not get there within 1s; last seen: absent"
 
 
-async def test_a_wait_satisfied_in_time_returns_the_object(direct: KubeClient, namespace: str) -> None:
-    await direct.create(CONFIGMAPS, {"metadata": {"name": "ready"}, "data": {"state": "done"}}, namespace)
-    ctx = _context(direct)
+async def test_a_wait_satisfied_in_time_returns_the_object(sandbox_client: KubeClient, namespace: str) -> None:
+    await sandbox_client.create(CONFIGMAPS, {"metadata": {"name": "ready"}, "data": {"state": "done"}}, namespace)
+    ctx = _context(sandbox_client)
     found = await ctx.wait_for(
         CONFIGMAPS, "ready", namespace, lambda obj: _state(obj) == "state=done", timeout=60, fail="unused"
     )
