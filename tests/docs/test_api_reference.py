@@ -59,9 +59,26 @@ def test_the_testing_names_it_mentions_beyond_the_kit_namespace_exist() -> None:
         assert hasattr(runner, name) and _mentioned(name), name
     assert callable(runner.option_environment_names)
     assert hasattr(plugin, "NothingLeft")
-    for fixture in ("sandbox", "sandbox_cluster", "check_runner", "nothing_left"):
-        assert callable(getattr(plugin, fixture)), fixture
-        assert f"| `{fixture}` |" in API
+    from kibertas_async.testing.workloads import daemonset_on_no_node
+
+    assert _mentioned(daemonset_on_no_node.__name__)
+
+
+def _kit_fixtures() -> list[str]:
+    """The fixtures the kit's pytest plugin defines (what ``@pytest.fixture`` made, by its marker)."""
+    from kibertas_async.testing import plugin
+
+    return sorted(
+        name
+        for name, value in vars(plugin).items()
+        if type(value).__name__ == "FixtureFunctionDefinition" or hasattr(value, "_pytestfixturefunction")
+    )
+
+
+def test_every_fixture_of_the_kit_is_in_the_fixture_table() -> None:
+    documented = [row[0] for row in _table("fixture")]
+    assert {"sandbox", "sandbox_cluster", "check_runner", "nothing_left"} <= set(documented)
+    assert sorted(documented) == _kit_fixtures()
 
 
 def _hook_names() -> list[str]:
