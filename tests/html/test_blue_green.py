@@ -21,8 +21,8 @@ from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import kubectl
 from kibertas_async.testing.plugin import NothingLeft
 from kibertas_async.testing.runner import CheckRunner
-from kibertas_async.testing.standins.chatwork import ChatworkStandin
 from kibertas_async.testing.workloads import daemonset_on_no_node
+from kibertas_async_chatwork.standin import ChatworkStandin
 from kibertas_async_datadog.sandbox import api_key_for
 from tests.html.test_browser import DESKTOP, one, screenshot, show
 

@@ -14,8 +14,8 @@ from kibertas_async.kube.resources import CONFIGMAPS
 
 
 @pytest.mark.anyio
-async def test_every_request_is_counted_once_by_verb(direct: KubeClient, namespace: str) -> None:
-    kube = direct.view()
+async def test_every_request_is_counted_once_by_verb(sandbox_client: KubeClient, namespace: str) -> None:
+    kube = sandbox_client.view()
     await kube.create(CONFIGMAPS, {"metadata": {"name": "counted"}, "data": {"round": "0"}}, namespace)
     assert await kube.get(CONFIGMAPS, "counted", namespace) is not None
     assert await kube.get(CONFIGMAPS, "absent", namespace) is None  # a 404 is a request too
@@ -30,9 +30,11 @@ async def test_every_request_is_counted_once_by_verb(direct: KubeClient, namespa
 
 
 @pytest.mark.anyio
-async def test_a_wait_that_needs_the_stream_counts_one_list_and_one_watch(direct: KubeClient, namespace: str) -> None:
-    kube = direct.view()
-    await direct.create(CONFIGMAPS, {"metadata": {"name": "watched"}, "data": {"round": "0"}}, namespace)
+async def test_a_wait_that_needs_the_stream_counts_one_list_and_one_watch(
+    sandbox_client: KubeClient, namespace: str
+) -> None:
+    kube = sandbox_client.view()
+    await sandbox_client.create(CONFIGMAPS, {"metadata": {"name": "watched"}, "data": {"round": "0"}}, namespace)
     listed = anyio.Event()
 
     def changed(obj: KubeObject | None) -> bool:
@@ -41,7 +43,7 @@ async def test_a_wait_that_needs_the_stream_counts_one_list_and_one_watch(direct
 
     async def change_it_once_listed() -> None:
         await listed.wait()
-        await direct.patch(CONFIGMAPS, "watched", {"data": {"round": "1"}}, namespace)
+        await sandbox_client.patch(CONFIGMAPS, "watched", {"data": {"round": "1"}}, namespace)
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(change_it_once_listed)
@@ -50,4 +52,4 @@ async def test_a_wait_that_needs_the_stream_counts_one_list_and_one_watch(direct
     assert found is not None and found["data"]["round"] == "1"
     assert dict(kube.requests_by_verb) == {"LIST": 1, "WATCH": 1}
     # Each view counts its own requests: the patch went through the other client.
-    assert direct.requests_by_verb["PATCH"] == 1 and kube.requests_by_verb["PATCH"] == 0
+    assert sandbox_client.requests_by_verb["PATCH"] == 1 and kube.requests_by_verb["PATCH"] == 0

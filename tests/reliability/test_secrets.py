@@ -14,7 +14,7 @@ from urllib.parse import quote, quote_plus
 import anyio
 import pytest
 
-from kibertas_async.testing.standins.chatwork import ChatworkStandin
+from kibertas_async_chatwork.standin import ChatworkStandin
 from tests.conftest import SYNTHETIC_PLUGIN_DIR
 
 pytestmark = pytest.mark.anyio

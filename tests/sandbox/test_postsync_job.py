@@ -28,7 +28,7 @@ from kibertas_async.sandbox.addons.discovery import RUN_CONFIG_NAME, default_add
 from kibertas_async.sandbox.nodeagent import NodeAgentAddon, node_name, pod_log_path
 from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
 from kibertas_async.testing import api_client
-from kibertas_async.testing.standins.chatwork import ChatworkStandin
+from kibertas_async_chatwork.standin import ChatworkStandin
 from tests.sandbox.agent_jobs import (
     JOBS,
     job_conditions,

@@ -1,6 +1,6 @@
 """One Chatwork message per sharded run: the shards (separate processes, Chatwork configured) post
 nothing, the merge posts exactly one, and it shows the missing shard's checks. Against the Chatwork
-stand-in of :mod:`kibertas_async.testing.standins.chatwork`."""
+stand-in of :mod:`kibertas_async_chatwork.standin`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from kibertas_async.testing.standins.chatwork import ChatworkStandin
+from kibertas_async_chatwork.standin import ChatworkStandin
 from tests.conftest import SYNTHETIC_PLUGIN_DIR
 
 pytestmark = pytest.mark.anyio

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from kibertas_async.results import CheckResult, CleanupResult, Outcome, RunReport
-from kibertas_async.testing.standins.chatwork import ChatworkStandin
+from kibertas_async_chatwork.standin import ChatworkStandin
 
 STARTED_AT = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 ROOM_ID = "123456789"

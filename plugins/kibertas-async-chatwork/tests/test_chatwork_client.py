@@ -7,8 +7,8 @@ from email.utils import formatdate
 
 import pytest
 
-from kibertas_async.testing.standins.chatwork import ChatworkStandin
 from kibertas_async_chatwork.client import Delivery, RetryPolicy, post_message
+from kibertas_async_chatwork.standin import ChatworkStandin
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,7 @@ from kibertas_async.options import OptionValues
 from kibertas_async.options.config_file import ConfigFile
 from kibertas_async.options.resolution import resolve_options
 from kibertas_async.plugins import AUTOLOAD_ENV, create_plugin_manager
-from kibertas_async.testing.standins.chatwork import ChatworkStandin
+from kibertas_async_chatwork.standin import ChatworkStandin
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
-from kibertas_async.testing.standins.chatwork import ChatworkStandin
+from kibertas_async_chatwork.standin import ChatworkStandin
 
 pytestmark = pytest.mark.anyio
 

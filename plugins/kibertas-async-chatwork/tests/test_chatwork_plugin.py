@@ -21,10 +21,10 @@ from kibertas_async.options.resolution import resolve_options
 from kibertas_async.outputs import Notifier
 from kibertas_async.plugins import AUTOLOAD_ENV, create_plugin_manager
 from kibertas_async.results import RunReport
-from kibertas_async.testing.standins.chatwork import ChatworkStandin
 from kibertas_async_chatwork import plugin
 from kibertas_async_chatwork.client import RetryPolicy
 from kibertas_async_chatwork.plugin import ChatworkNotifier, ChatworkSettings
+from kibertas_async_chatwork.standin import ChatworkStandin
 
 PROJECT = Path(__file__).parents[1]
 ROOM = "123456789"
