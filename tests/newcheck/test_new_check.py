@@ -194,23 +194,19 @@ def _plugin_env(site: Path) -> dict[str, str]:
     return env
 
 
-def test_a_new_check_installs_is_listed_and_passes_its_own_tests_on_the_sandbox(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    """As its author would: write it, install it, ``kibertas-async list``, ``pytest tests`` in its directory.
-
-    Its tests start the sandbox themselves (one start, in that pytest process): this test uses none."""
-    from kibertas_async.sandbox.build import binaries_for
-    from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
-    from kibertas_async.testing import ci_requires_sandbox
-
-    if binaries_for(DEFAULT_KUBERNETES_VERSION).missing() and not ci_requires_sandbox():
-        pytest.skip("sandbox binaries missing; build them with `kibertas-async sandbox build`")
+@pytest.fixture(scope="module")
+def new_plugin(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``kibertas-async new-check my-addon`` written to a fresh directory and pip-installed (``--no-deps
+    --target``, as tests/docs installs the example): (its directory, the site it is installed in)."""
     plugin = tmp_path_factory.mktemp("new-check") / "kibertas-async-my-addon"
     assert main(["new-check", "my-addon", "--directory", str(plugin)]) == 0
     site = tmp_path_factory.mktemp("new-check-site")
     pip_install_copy(plugin, site, tmp_path_factory.mktemp("new-check-build"))
+    return plugin, site
 
+
+def test_a_new_check_once_installed_is_listed_with_its_plugin_and_option(new_plugin: tuple[Path, Path]) -> None:
+    _, site = new_plugin
     listed = subprocess.run(
         [sys.executable, "-m", "kibertas_async", "list", "--json"],
         env=_plugin_env(site),
@@ -220,9 +216,23 @@ def test_a_new_check_installs_is_listed_and_passes_its_own_tests_on_the_sandbox(
     )
     assert listed.returncode == 0, listed.stderr
     checks = {row["name"]: row for row in json.loads(listed.stdout)["checks"]}
-    assert checks["my-addon"]["distribution"] == "kibertas-async-my-addon"
-    assert checks["my-addon"]["version"] == "1.0.0"
+    row = checks["my-addon"]
+    assert (row["distribution"], row["version"], row["plugin"]) == ("kibertas-async-my-addon", "1.0.0", "my-addon")
+    assert [(option["name"], option["env"]) for option in row["options"]] == [
+        ("my-addon-greeting", ["KIBERTAS_ASYNC_MY_ADDON_GREETING", "MY_ADDON_GREETING"])
+    ]
 
+
+def test_a_new_check_passes_its_own_tests_on_the_sandbox(new_plugin: tuple[Path, Path]) -> None:
+    """As its author would: ``pytest tests`` in its directory, with it installed. Its tests start the
+    sandbox themselves (one start, in that pytest process): this test uses none."""
+    from kibertas_async.sandbox.build import binaries_for
+    from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
+    from kibertas_async.testing import ci_requires_sandbox
+
+    if binaries_for(DEFAULT_KUBERNETES_VERSION).missing() and not ci_requires_sandbox():
+        pytest.skip("sandbox binaries missing; build them with `kibertas-async sandbox build`")
+    plugin, site = new_plugin
     tested = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
         cwd=plugin,
