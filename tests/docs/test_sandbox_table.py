@@ -79,13 +79,13 @@ def test_the_versions_are_the_ones_the_code_builds() -> None:
         assert version in README[row], (row, version)
 
 
-def test_the_cert_manager_controller_is_a_stand_in_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cert_manager_controller_is_real_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(CONTROLLER_ENV, raising=False)
-    assert not use_real_controller()
-    assert "**stand-in by default**" in README["cert-manager controller"]
-    monkeypatch.setenv(CONTROLLER_ENV, "cert-manager")
     assert use_real_controller()
-    assert f"`{CONTROLLER_ENV}=cert-manager`" in README["cert-manager controller"]
+    assert "**real by default**" in README["cert-manager controller"]
+    monkeypatch.setenv(CONTROLLER_ENV, "stand-in")
+    assert not use_real_controller()
+    assert f"`{CONTROLLER_ENV}=stand-in`" in README["cert-manager controller"]
 
 
 def test_the_load_balancer_classes_are_the_ones_the_sandbox_serves() -> None:
