@@ -3,8 +3,12 @@
 The public API for plugin authors is this flat namespace: the hook marker, the :class:`Check` base
 class and what a check is given (:class:`CheckContext`), :class:`Option` and its parsers, the results
 (:class:`Outcome`, :class:`CheckResult`, :class:`RunReport`), the output protocols
-(:class:`Notifier`, :class:`Reporter`) and the errors. Everything in submodules starting with an
-underscore, or not re-exported here, may change without notice.
+(:class:`Notifier`, :class:`Reporter`), the errors, the Kubernetes client (:class:`KubeClient`,
+:func:`connect`, :class:`Informer`, the ready-made resources such as ``CONFIGMAPS``), the add-on version
+helpers (:func:`report_addon_version`, :func:`workload_option`) and :func:`get_logger`. Plugins import
+nothing else of kibertas_async but :mod:`kibertas_async.testing` (tests) and the sandbox's add-on API;
+``lint-imports`` enforces it (``.importlinter``). Everything not re-exported here may change without
+notice.
 
 Errors::
 

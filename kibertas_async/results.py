@@ -186,6 +186,16 @@ class ShardInfo:
     """In a merged report: the shards that sent no report. Any makes the report not OK."""
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """What is about to run, given to ``kibertas_async_run_started``."""
+
+    run_id: str
+    started_at: datetime
+    clusters: tuple[str, ...]
+    checks: tuple[str, ...]
+
+
 @dataclass
 class RunReport:
     """Everything about one run: what the notifiers send and the reporters write."""

@@ -6,6 +6,7 @@ import math
 import secrets
 import string
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, NoReturn, TypeVar
@@ -15,7 +16,6 @@ import anyio
 from kibertas_async.checks.cleanup import CleanupStack
 from kibertas_async.checks.waiting import Failure, PollState, failure_reason
 from kibertas_async.checks.waiting import poll as _poll
-from kibertas_async.diagnostics.sources import WaitedOn
 from kibertas_async.errors import CheckError, CheckFailed, CheckSkipped, StepTimeout, primary_exception
 from kibertas_async.events import bind_context, unbind_context
 from kibertas_async.kube.client import backoff_delay
@@ -28,6 +28,28 @@ if TYPE_CHECKING:
     from kibertas_async.events import Logger, SecretRedactor
     from kibertas_async.kube import ClusterTarget, KubeClient, KubeObject
     from kibertas_async.options import OptionValues
+
+
+@dataclass(frozen=True)
+class WaitedOn:
+    """The object a ``ctx.wait_for`` was waiting on, as the watch last saw it (the failure diagnostics,
+    :mod:`kibertas_async.diagnostics`, show it)."""
+
+    resource: Resource
+    name: str
+    namespace: str | None
+    last: KubeObject | None = None
+    """The object as last listed or watched; ``None`` while absent (or not listed yet: see ``seen``)."""
+    seen: bool = False
+    """Whether the API server had answered the list at least once."""
+    done: bool = False
+    """Whether the wait ended because its condition held (then it explains nothing)."""
+
+    def describe(self) -> str:
+        """``Ingress ns/name``."""
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.resource.kind} {where}{self.name}"
+
 
 T = TypeVar("T")
 

@@ -9,6 +9,7 @@ the run's secret redactor. Not collected after a signal (cleanup comes first the
 passed or was skipped.
 """
 
+from kibertas_async.checks.context import WaitedOn
 from kibertas_async.diagnostics.collect import bounded, collect_diagnostics, select
 from kibertas_async.diagnostics.sources import (
     COLLECT_TIMEOUT,
@@ -19,7 +20,6 @@ from kibertas_async.diagnostics.sources import (
     AddonWorkload,
     DiagnosticsContext,
     DiagnosticSource,
-    WaitedOn,
 )
 
 __all__ = [

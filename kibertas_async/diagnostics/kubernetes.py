@@ -29,7 +29,7 @@ from kibertas_async.kube.resources import DAEMONSETS, DEPLOYMENTS, EVENTS, PODS
 from kibertas_async.results import Diagnostic
 
 if TYPE_CHECKING:
-    from kibertas_async.diagnostics.sources import WaitedOn
+    from kibertas_async.checks.context import WaitedOn
     from kibertas_async.kube.client import KubeClient, KubeObject
 
 PROBLEM, NOTABLE, ROUTINE, NOTHING = 3, 2, 1, 0

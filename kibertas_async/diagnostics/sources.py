@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
+from kibertas_async.checks.context import WaitedOn
+
 if TYPE_CHECKING:
     from kibertas_async.checks.addon_version import Workload
-    from kibertas_async.kube.client import KubeClient, KubeObject
-    from kibertas_async.kube.resources import Resource
+    from kibertas_async.kube.client import KubeClient
     from kibertas_async.options import OptionValues
     from kibertas_async.results import CheckResult, Diagnostic, StepResult
 
@@ -29,26 +30,6 @@ MAX_LINES = 20
 """Lines kept per diagnostic (the last one says how many more there were)."""
 MAX_LINE_CHARS = 200
 """Characters kept per line, title and source."""
-
-
-@dataclass(frozen=True)
-class WaitedOn:
-    """The object a ``ctx.wait_for`` was waiting on, as the watch last saw it."""
-
-    resource: Resource
-    name: str
-    namespace: str | None
-    last: KubeObject | None = None
-    """The object as last listed or watched; ``None`` while absent (or not listed yet: see ``seen``)."""
-    seen: bool = False
-    """Whether the API server had answered the list at least once."""
-    done: bool = False
-    """Whether the wait ended because its condition held (then it explains nothing)."""
-
-    def describe(self) -> str:
-        """``Ingress ns/name``."""
-        where = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.resource.kind} {where}{self.name}"
 
 
 @dataclass(frozen=True)

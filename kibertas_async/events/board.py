@@ -33,8 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kibertas_async._markers import hookimpl
-from kibertas_async.outputs.protocols import RunInfo
-from kibertas_async.results import CheckResult, Outcome, RunReport
+from kibertas_async.results import CheckResult, Outcome, RunInfo, RunReport
 
 __all__ = ["LiveBoard"]
 

@@ -21,15 +21,31 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kibertas_async.errors import UsageError
 
 if TYPE_CHECKING:
-    from kibertas_async.clusters.selection import ContextSettings
     from kibertas_async.options.option import Option
 
 _TOP_LEVEL_KEYS = ("defaults", "clusters")
+
+
+class ContextSettings(Protocol):
+    """What :func:`with_context_settings` reads of a context's settings extension: the shape of
+    :class:`kibertas_async.clusters.selection.ContextSettings`, named here so options (a bottom layer)
+    does not import clusters, which imports the kube client."""
+
+    @property
+    def config(self) -> Path: ...
+
+    @property
+    def section(self) -> str: ...
+
+    @property
+    def problem(self) -> str: ...
+
+    def describe(self) -> str: ...
 
 
 @dataclass(frozen=True)

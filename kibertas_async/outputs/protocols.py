@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from kibertas_async.results import RunReport
+from kibertas_async.results import RunInfo, RunReport
 
-
-@dataclass(frozen=True)
-class RunInfo:
-    """What is about to run, given to ``kibertas_async_run_started``."""
-
-    run_id: str
-    started_at: datetime
-    clusters: tuple[str, ...]
-    checks: tuple[str, ...]
+__all__ = ["Notifier", "Reporter", "RunInfo"]
 
 
 @runtime_checkable

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from kibertas_async import Check, CheckContext, Option, Permission, hookimpl
-from kibertas_async.kube.resources import CONFIGMAPS
+from kibertas_async import CONFIGMAPS, Check, CheckContext, Option, Permission, hookimpl
 
 GREETING = Option[str](
     "configmap-greeting",
