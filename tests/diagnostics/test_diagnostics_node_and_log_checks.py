@@ -48,7 +48,7 @@ def test_karpenter_without_its_nodepool_fails_and_says_where_karpenter_is_not(
     result = run.result(BROKEN)
     assert result.outcome is Outcome.FAILED, result
     assert (result.step, result.reason) == ("find node group", "NodePool 'gpu' does not exist; NodePools here: default")
-    # The sandbox runs Karpenter's stand-in beside the cluster, not in it: the diagnostics say so plainly.
+    # The sandbox runs Karpenter as a process beside the cluster, not in it: the diagnostics say so plainly.
     [workload] = [d for d in result.diagnostics if d.source == "workload kube-system/karpenter"]
     assert workload.title.startswith("karpenter: no Deployment or DaemonSet karpenter in namespace kube-system")
     _assert_bounded_and_cleaned_up(run, result)

@@ -19,6 +19,7 @@ from kibertas_async_cert_manager.sandbox.addon import (
     CONTROLLER_VERSION,
     use_real_controller,
 )
+from kibertas_async_cluster_autoscaler.sandbox.karpenter import KARPENTER_VERSION
 from kibertas_async_ingress.sandbox import CONTROLLERS, EXTERNAL_DNS_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +34,7 @@ ROW_OF_ADDON = {
     "ingress-controller": "ingress controller / load balancer (ingress)",
     "cert-manager": "cert-manager controller",
     "sandbox-autoscaler": "cluster-autoscaler",
+    "karpenter": "Karpenter",
     "datadog": "Datadog metrics API (datadog-agent)",
     "fluent": "fluentd (fluent)",
 }
@@ -73,6 +75,7 @@ def test_the_versions_are_the_ones_the_code_builds() -> None:
         "external-dns (ingress)": EXTERNAL_DNS_VERSION,
         "cert-manager CRDs": CERT_MANAGER_VERSION,
         "cert-manager controller": CONTROLLER_VERSION,
+        "Karpenter": KARPENTER_VERSION,
         "helm": helm.group(1),
     }
     for row, version in expected.items():

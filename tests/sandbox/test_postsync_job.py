@@ -1,7 +1,7 @@
 """The PostSync Job of ``deploy/`` running every built-in check, in our image, inside a sandbox cluster.
 
 One sandbox cluster of its own (module scope) with every default add-on (kwok nodes, external-dns and
-BIND9, cert-manager, the autoscaler and Karpenter stand-ins, the Datadog stand-in and its agent
+BIND9, cert-manager, the autoscaler stand-in and the real Karpenter, the Datadog stand-in and its agent
 DaemonSet, moto S3 and the fluentd DaemonSet, the ingress controller stand-in) plus the node agent, whose
 node runs the Job's pod with podman. The overlay is applied as Argo CD would create the hook, changed only
 where this sandbox differs from a cluster of yours: the pod goes to the agent's node, the ConfigMap holds

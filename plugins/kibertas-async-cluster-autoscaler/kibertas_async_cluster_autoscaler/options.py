@@ -72,6 +72,14 @@ KARPENTER_NODEPOOL = Option[str](
     env=("KARPENTER_NODEPOOL",),
     metavar="NAME",
 )
+KARPENTER_RESPONSE_TIMEOUT = Option[float](
+    "karpenter-response-timeout",
+    "How long Karpenter may take to answer Unschedulable probe pods (a NodeClaim, or an Event on them) "
+    "before the check is NG: Karpenter is not acting.",
+    default=120.0,
+    parse=parse_duration,
+    metavar="DURATION",
+)
 TOLERATIONS = Option[tuple[Toleration, ...]](
     "scale-up-tolerations",
     "Tolerations of the probe pods, for tainted node groups: key=value:Effect,key:Effect or a JSON list.",

@@ -1,7 +1,7 @@
-"""The plugin: the ``cluster-autoscaler`` and ``karpenter`` checks, and the sandbox autoscaler add-on.
+"""The plugin: the ``cluster-autoscaler`` and ``karpenter`` checks, and their sandbox add-ons.
 
 Registered through the entry point ``cluster-autoscaler = "kibertas_async_cluster_autoscaler.plugin"``
-in the ``kibertas_async`` group. The add-on module is imported only when a sandbox starts.
+in the ``kibertas_async`` group. The add-on modules are imported only when a sandbox starts.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ def kibertas_async_register_checks() -> list[type[Check]]:
 
 @hookimpl(optionalhook=True)  # specified by the sandbox (kibertas_async.sandbox.hookspecs)
 def kibertas_async_register_sandbox_addons() -> list[SandboxAddon]:
-    """The sandbox autoscaler (node groups and a Karpenter stand-in over kwok nodes)."""
+    """The sandbox autoscaler (cluster-autoscaler's stand-in over kwok nodes) and the real Karpenter."""
     from kibertas_async_cluster_autoscaler.sandbox.addon import SandboxAutoscalerAddon
+    from kibertas_async_cluster_autoscaler.sandbox.karpenter import KarpenterAddon
 
-    return [SandboxAutoscalerAddon()]
+    return [SandboxAutoscalerAddon(), KarpenterAddon()]

@@ -4,8 +4,9 @@ back down too.
 
 The sandbox is shared by the whole session, so every test starts from the same cluster state, checked
 and restored by :func:`restore_cluster_state`: kwok's four nodes untainted, uncordoned and Ready, the
-sandbox autoscaler's ConfigMap at its start values, every sandbox process (the autoscaler, kwok, the
-scheduler) alive, and no node of the autoscaler's left.
+sandbox autoscaler's ConfigMap at its start values, Karpenter's NodePool as the add-on made it, every
+sandbox process (the autoscaler, Karpenter, kwok, the scheduler) alive, and no node of the autoscaler's
+nor any NodeClaim (or its node) of Karpenter's left.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import contextlib
 import functools
 import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -22,13 +25,12 @@ import pytest
 
 from kibertas_async.kube import ClusterTarget, Informer, connect
 from kibertas_async.kube.resources import NODES
-from kibertas_async.sandbox.addons import AddonContext
-from kibertas_async.sandbox.runner import Sandbox
+from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
 from kibertas_async.testing import kubectl
 from kibertas_async.testing.plugin import NothingLeft
 from kibertas_async.testing.runner import CheckRunner, RunResult
-from kibertas_async_cluster_autoscaler.checks import NODECLAIMS
-from kibertas_async_cluster_autoscaler.sandbox.addon import SandboxAutoscalerAddon
+from kibertas_async_cluster_autoscaler.checks import NODECLAIMS, NODEPOOL_LABEL
+from kibertas_async_cluster_autoscaler.sandbox import karpenter
 from kibertas_async_cluster_autoscaler.sandbox.config import (
     CONFIGMAP_NAME,
     CONFIGMAP_NAMESPACE,
@@ -42,22 +44,31 @@ NODES_READY_TIMEOUT = 90.0
 NODE_CONTROLLER_TAINTS = "node.kubernetes.io/"
 """Prefix of the taints the node lifecycle controller manages itself (not-ready, unreachable, ...)."""
 SCALED_BACK_TIMEOUT = 120.0
-"""Generous bound on the sandbox autoscaler's scale-down (its delay is 5 s) on a busy machine."""
+"""Generous bound on the sandbox autoscaler's scale-down (its delay is 5 s), and on Karpenter terminating
+the NodeClaims deleted here, on a busy machine."""
+KARPENTER_READY_TIMEOUT = 120.0
+"""Bound on a (re)started Karpenter answering ``/readyz`` and marking its NodePool Ready."""
 
 
 def wait_scaled_back(sandbox: Sandbox) -> None:
-    """Watch until every node (and NodeClaim) the sandbox autoscaler added is gone again, on every cluster."""
+    """On every cluster: delete Karpenter's NodeClaims (Karpenter drains and removes their nodes, as on
+    ``kubectl delete nodeclaim``; quicker than waiting for its consolidation), then watch until every node
+    the sandbox autoscaler or Karpenter added and every NodeClaim is gone."""
+    for cluster in sandbox.clusters:
+        kubectl(sandbox, cluster, "delete", "nodeclaims", "--all", "--wait=false")
 
     async def one_cluster(name: str) -> None:
         async with await connect(ClusterTarget(name, context=name, kubeconfig=str(sandbox.kubeconfig))) as kube:
             added_nodes = Informer(kube, NODES, label_selector=GROUP_LABEL)
+            karpenter_nodes = Informer(kube, NODES, label_selector=NODEPOOL_LABEL)
             claims = Informer(kube, NODECLAIMS)
             async with anyio.create_task_group() as group:
-                await group.start(added_nodes.run)
-                await group.start(claims.run)
+                for informer in (added_nodes, karpenter_nodes, claims):
+                    await group.start(informer.run)
                 with anyio.fail_after(SCALED_BACK_TIMEOUT):
-                    await added_nodes.wait_until(lambda informer: not informer.objects)
-                    await claims.wait_until(lambda informer: not informer.objects)
+                    # One after the other is enough: each is only waited for to be empty, and stays empty.
+                    for informer in (added_nodes, karpenter_nodes, claims):
+                        await informer.wait_until(lambda informer: not informer.objects)
                 group.cancel_scope.cancel()
         # A watch stopped mid-stream closes its TLS connection gracefully, which takes a few loop turns
         # after the client is closed; an event loop that ends at once leaves the socket to the garbage
@@ -117,11 +128,53 @@ def restore_autoscaler_settings(sandbox: Sandbox) -> None:
             _patch_settings(sandbox, cluster.name, {**dict.fromkeys(current), **start})
 
 
+def restore_nodepool(sandbox: Sandbox) -> list[str]:
+    """Karpenter's NodePool ``default`` back to the add-on's spec on every cluster (a test changed its
+    limits, say). Returns what it restored."""
+    restored = []
+    wanted = karpenter.nodepool_manifest()["spec"]
+    for cluster in sandbox.clusters:
+        pool = json.loads(kubectl(sandbox, cluster, "get", "nodepool", karpenter.NODEPOOL, "-o", "json").stdout)
+        if pool["spec"].get("limits") != wanted["limits"]:
+            restored.append(f"{cluster.name}: NodePool limits {pool['spec'].get('limits')}")
+            patch = json.dumps({"spec": {"limits": wanted["limits"]}})
+            kubectl(sandbox, cluster, "patch", "nodepool", karpenter.NODEPOOL, "--type=merge", "-p", patch)
+    return restored
+
+
+def wait_karpenter_ready(sandbox: Sandbox, cluster: SandboxCluster) -> None:
+    """Until the cluster's Karpenter answers ``/readyz`` and its NodePool is Ready (after a restart)."""
+    argv = cluster.processes[karpenter.PROCESS_NAME].spec.argv
+    port = next(arg.split("=", 1)[1] for arg in argv if arg.startswith("--health-probe-port="))
+    deadline = time.monotonic() + KARPENTER_READY_TIMEOUT
+    while not _answers(f"http://127.0.0.1:{port}/readyz") or not _nodepool_ready(sandbox, cluster):
+        assert time.monotonic() < deadline, f"{cluster.name}: Karpenter not ready again; its log ends:\n" + (
+            cluster.processes[karpenter.PROCESS_NAME].log_tail()
+        )
+        time.sleep(0.5)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _nodepool_ready(sandbox: Sandbox, cluster: SandboxCluster) -> bool:
+    found = kubectl(sandbox, cluster, "get", "nodepool", karpenter.NODEPOOL, "-o", "json", check=False)
+    if found.returncode != 0:
+        return False
+    conditions = json.loads(found.stdout).get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
 def restore_cluster_state(sandbox: Sandbox) -> list[str]:
     """Everything a scale-up test may change, back to the start state (see the module docstring)."""
     assert_processes_alive(sandbox)
     restore_autoscaler_settings(sandbox)
-    restored = restore_nodes(sandbox)
+    restored = restore_nodes(sandbox) + restore_nodepool(sandbox)
     wait_scaled_back(sandbox)
     return restored
 
@@ -233,22 +286,60 @@ def scaled_back(clean_sandbox: Sandbox) -> Callable[[], None]:
 
 @pytest.fixture
 def without_nodepool_api(clean_sandbox: Sandbox) -> Iterator[None]:
-    """The ``nodepools.karpenter.sh`` CRD removed from every cluster during the test, then reinstalled
-    (with the NodePool) exactly as the add-on installs it."""
-    addon = SandboxAutoscalerAddon()
-    for cluster in clean_sandbox.clusters:
-        kubectl(clean_sandbox, cluster, "delete", "customresourcedefinition", "nodepools.karpenter.sh", "--wait")
-    try:
-        yield
-    finally:
+    """The ``nodepools.karpenter.sh`` CRD removed from every cluster during the test (Karpenter stopped
+    meanwhile: its controllers watch NodePools), then reinstalled from Karpenter's module with the NodePool
+    as the add-on makes it, and Karpenter started again and ready."""
+    [crd] = [crd for crd in karpenter.load_crds() if crd["metadata"]["name"] == "nodepools.karpenter.sh"]
+    with contextlib.ExitStack() as stopped:
         for cluster in clean_sandbox.clusters:
-            context = AddonContext(
-                cluster_name=cluster.name,
-                api=cluster.api(),
-                kubeconfig=cluster.kubeconfig,
-                work_dir=cluster.directory / "addons" / addon.name,
-                binaries=clean_sandbox.binaries,
-                kubernetes_version=clean_sandbox.kubernetes_version,
-                allocate_port=lambda: 0,
-            )
-            addon.wait_ready(context, timeout=60)
+            stopped.enter_context(cluster.fault(karpenter.PROCESS_NAME, "stop"))
+        for cluster in clean_sandbox.clusters:
+            kubectl(clean_sandbox, cluster, "delete", "customresourcedefinition", crd["metadata"]["name"], "--wait")
+        try:
+            yield
+        finally:
+            for cluster in clean_sandbox.clusters:
+                kubectl(clean_sandbox, cluster, "create", "-f", "-", input=json.dumps(crd))
+                kubectl(clean_sandbox, cluster, "wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}")
+                # A new CRD's path is served a moment after Established.
+                deadline = time.monotonic() + 30
+                while (
+                    kubectl(
+                        clean_sandbox,
+                        cluster,
+                        "create",
+                        "-f",
+                        "-",
+                        input=json.dumps(karpenter.nodepool_manifest()),
+                        check=False,
+                    ).returncode
+                    != 0
+                ):
+                    assert time.monotonic() < deadline, f"{cluster.name}: NodePool not created again"
+                    time.sleep(0.5)
+    for cluster in clean_sandbox.clusters:
+        wait_karpenter_ready(clean_sandbox, cluster)
+
+
+@pytest.fixture
+def nodepool_limited(clean_sandbox: Sandbox) -> Iterator[str]:
+    """Karpenter's NodePool on every cluster limited to 1 CPU during the test: no instance type fits (the
+    smallest has 2). Restored afterwards (:func:`restore_nodepool`)."""
+    patch = json.dumps({"spec": {"limits": {"cpu": "1"}}})
+    for cluster in clean_sandbox.clusters:
+        kubectl(clean_sandbox, cluster, "patch", "nodepool", karpenter.NODEPOOL, "--type=merge", "-p", patch)
+    try:
+        yield "cpu=1"
+    finally:
+        restore_nodepool(clean_sandbox)
+
+
+@pytest.fixture
+def karpenter_stopped(clean_sandbox: Sandbox) -> Iterator[None]:
+    """The Karpenter process of every cluster stopped during the test, then started again and ready."""
+    with contextlib.ExitStack() as stopped:
+        for cluster in clean_sandbox.clusters:
+            stopped.enter_context(cluster.fault(karpenter.PROCESS_NAME, "stop"))
+        yield
+    for cluster in clean_sandbox.clusters:
+        wait_karpenter_ready(clean_sandbox, cluster)

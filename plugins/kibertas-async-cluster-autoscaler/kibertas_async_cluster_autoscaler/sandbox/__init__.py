@@ -1,1 +1,2 @@
-"""The sandbox side: an autoscaler over kwok nodes (with a Karpenter stand-in) and its add-on."""
+"""The sandbox side: cluster-autoscaler's stand-in over kwok nodes (:mod:`.autoscaler`, :mod:`.addon`) and the
+add-on that runs the real Karpenter (:mod:`.karpenter`)."""

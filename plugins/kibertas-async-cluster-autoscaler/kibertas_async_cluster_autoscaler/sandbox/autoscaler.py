@@ -10,14 +10,11 @@ real one, only simpler:
   makes that group grow, after ``scale-up-delay``, by one kwok node per such pod that needs a node of its
   own (required anti-affinity on ``kubernetes.io/hostname``), else by one node, never beyond
   ``max_nodes``; the first matching group wins;
-- a group with a ``nodepool`` plays Karpenter: it only acts while that NodePool exists, creates a
-  NodeClaim at once, and the node (owned by the NodeClaim) after the delay, then fills in the
-  NodeClaim's status (``nodeName``, ``providerID``, conditions);
-- it records on each pod the Events the real components record: ``TriggeredScaleUp`` and
-  ``NotTriggerScaleUp`` (no group fits, or ``1 max node group size reached``) as ``cluster-autoscaler``;
-  ``Nominated`` and ``FailedScheduling`` (limits exceeded) as ``karpenter``;
-- a node it added that carries no pods (DaemonSet pods aside) for ``scale-down-delay`` is removed
-  (with its NodeClaim).
+- it records on each pod the Events cluster-autoscaler records: ``TriggeredScaleUp`` and
+  ``NotTriggerScaleUp`` (no group fits, or ``1 max node group size reached``), as ``cluster-autoscaler``;
+- a node it added that carries no pods (DaemonSet pods aside) for ``scale-down-delay`` is removed.
+
+Karpenter is not played here: the sandbox runs the real one (:mod:`.karpenter`).
 
 Run: ``python -m kibertas_async_cluster_autoscaler.sandbox.autoscaler --kubeconfig K --config C.json
 --ready-file F``; it writes ``F`` once its first lists are done.
@@ -54,7 +51,6 @@ from kibertas_async import (
     KubeUnavailable,
     connect,
 )
-from kibertas_async_cluster_autoscaler.checks import NODECLAIMS, NODEPOOLS
 from kibertas_async_cluster_autoscaler.sandbox.config import (
     CONFIGMAP_NAME,
     CONFIGMAP_NAMESPACE,
@@ -75,8 +71,7 @@ PROVISION_GRACE = 30.0
 """Seconds a pod's new node is given (from its creation) to take the pod before the pod may ask again."""
 _IDLE_WAKEUP = 5.0
 CLUSTER_AUTOSCALER = "cluster-autoscaler"
-KARPENTER = "karpenter"
-"""The event sources the stand-in records as: those of the components it stands in for."""
+"""The event source the stand-in records as: that of the component it stands in for."""
 
 log = logging.getLogger("sandbox-autoscaler")
 
@@ -88,7 +83,6 @@ class PlannedNode:
     name: str
     group: NodeGroupSpec
     due: float
-    claim: KubeObject | None = None
 
 
 @dataclass
@@ -141,7 +135,7 @@ class Autoscaler:
         present = {pod["metadata"]["uid"] for pod in self.pods.objects.values()}
         self.provisioned_for = {uid: entry for uid, entry in self.provisioned_for.items() if uid in present}
         self._events_sent = {key for key in self._events_sent if key[0] in present}
-        # A snapshot: the loop awaits (Events, NodePool lookups) while the pods informer keeps applying
+        # A snapshot: the loop awaits (Events) while the pods informer keeps applying
         # changes to its dict; iterating the live dict raised "dictionary changed size during iteration"
         # and ended this process, so no scale-up came for the rest of the session.
         for pod in list(self.pods.objects.values()):
@@ -149,7 +143,7 @@ class Autoscaler:
                 continue
             if unschedulable_message(pod) is None or self._being_provisioned(pod, now):
                 continue
-            group = await self._matching_group(pod, settings.groups)
+            group = _matching_group(pod, settings.groups)
             if group is None:
                 message = f"{len(settings.groups)} node group(s) didn't match its node affinity/selector or requests"
                 await self._pod_event(
@@ -164,8 +158,6 @@ class Autoscaler:
             size = self._group_size(group)
             for index in range(min(count, max(0, group.max_nodes - size))):
                 planned = PlannedNode(_node_name(group), group, now + settings.scale_up_delay)
-                if group.nodepool is not None:
-                    planned.claim = await self._create_claim(planned)
                 self.planned.append(planned)
                 takers = own_node[index : index + 1] if index < len(own_node) else pods
                 for pod in takers:
@@ -177,25 +169,15 @@ class Autoscaler:
                     await self._announce_at_maximum(pod, group)
 
     async def _announce_scale_up(self, pod: KubeObject, planned: PlannedNode, size: int) -> None:
-        """The events the real autoscalers record on a pod they add a node for."""
+        """The event cluster-autoscaler records on a pod it adds a node for."""
         group = planned.group
-        if planned.claim is not None:
-            claim = planned.claim["metadata"]["name"]
-            await self._pod_event(pod, KARPENTER, "Nominated", f"Pod should schedule on: nodeclaim/{claim}")
-        else:
-            change = f"{group.name} {size}->{size + 1} (max: {group.max_nodes})"
-            await self._pod_event(
-                pod, CLUSTER_AUTOSCALER, "TriggeredScaleUp", f"pod triggered scale-up: [{{{change}}}]"
-            )
+        change = f"{group.name} {size}->{size + 1} (max: {group.max_nodes})"
+        await self._pod_event(pod, CLUSTER_AUTOSCALER, "TriggeredScaleUp", f"pod triggered scale-up: [{{{change}}}]")
 
     async def _announce_at_maximum(self, pod: KubeObject, group: NodeGroupSpec) -> None:
-        """What the real autoscalers record on a pod when the group may not grow."""
-        if group.nodepool is not None:
-            message = f'all available instance types exceed limits for nodepool: "{group.nodepool}"'
-            await self._pod_event(pod, KARPENTER, "FailedScheduling", f"Failed to schedule pod, {message}", "Warning")
-        else:
-            message = "pod didn't trigger scale-up: 1 max node group size reached"
-            await self._pod_event(pod, CLUSTER_AUTOSCALER, "NotTriggerScaleUp", message)
+        """What cluster-autoscaler records on a pod when the group may not grow."""
+        message = "pod didn't trigger scale-up: 1 max node group size reached"
+        await self._pod_event(pod, CLUSTER_AUTOSCALER, "NotTriggerScaleUp", message)
 
     async def _pod_event(
         self, pod: KubeObject, component: str, reason: str, message: str, event_type: str = "Normal"
@@ -242,44 +224,9 @@ class Autoscaler:
         # it yet, and the pod would get a second node.
         return now - since < PROVISION_GRACE
 
-    async def _matching_group(self, pod: KubeObject, groups: tuple[NodeGroupSpec, ...]) -> NodeGroupSpec | None:
-        for group in groups:
-            if not pod_fits_labels(pod, _node_labels(group, "template", group.zones[0])):
-                continue
-            if not _fits_shape(pod, group):
-                continue
-            if group.nodepool is not None and await self.kube.get(NODEPOOLS, group.nodepool) is None:
-                self._once(f"NodePool {group.nodepool} does not exist: group {group.name} does not scale")
-                continue
-            return group
-        return None
-
     def _group_size(self, group: NodeGroupSpec) -> int:
         existing = sum(1 for n in self.nodes.objects.values() if n["metadata"]["labels"].get(GROUP_LABEL) == group.name)
         return existing + sum(1 for p in self.planned if p.group.name == group.name)
-
-    async def _create_claim(self, planned: PlannedNode) -> KubeObject:
-        assert planned.group.nodepool is not None
-        pool = planned.group.nodepool
-        manifest: KubeObject = {
-            "metadata": {
-                "name": f"{pool}-{_suffix()}",
-                "labels": {**planned.group.labels, GROUP_LABEL: planned.group.name},
-            },
-            "spec": {
-                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
-                "requirements": [
-                    {
-                        "key": "node.kubernetes.io/instance-type",
-                        "operator": "In",
-                        "values": [planned.group.instance_type],
-                    }
-                ],
-            },
-        }
-        claim = await self.kube.create(NODECLAIMS, manifest)
-        log.info("NodeClaim %s created for node %s", claim["metadata"]["name"], planned.name)
-        return claim
 
     async def _create_node(self, planned: PlannedNode, settings: AutoscalerConfig) -> None:
         group = planned.group
@@ -289,7 +236,7 @@ class Autoscaler:
             if n["metadata"]["labels"].get(GROUP_LABEL) == group.name
         )
         zone = min(group.zones, key=lambda z: zones.get(z, 0))
-        manifest = node_manifest(planned.name, group, zone, settings.kubernetes_version, planned.claim)
+        manifest = node_manifest(planned.name, group, zone, settings.kubernetes_version)
         try:
             await self.kube.create(NODES, manifest)
         except KubeApiError as error:
@@ -301,21 +248,6 @@ class Autoscaler:
             if node == planned.name:
                 # The grace period of the pods it was planned for starts now that it exists.
                 self.provisioned_for[uid] = (node, created)
-        if planned.claim is not None:
-            await self._launch_claim(planned.claim["metadata"]["name"], planned.name)
-
-    async def _launch_claim(self, claim_name: str, node_name: str) -> None:
-        conditions = [
-            {"type": kind, "status": "True", "reason": kind, "message": "", "lastTransitionTime": _now_rfc3339()}
-            for kind in ("Launched", "Registered", "Initialized", "Ready")
-        ]
-        status = {"status": {"nodeName": node_name, "providerID": f"kwok://{node_name}", "conditions": conditions}}
-        await self.kube.request(
-            "PATCH",
-            NODECLAIMS.path(None, claim_name) + "/status",
-            body=status,
-            content_type="application/merge-patch+json",
-        )
 
     # --- scale-down ----------------------------------------------------------------------------
 
@@ -341,10 +273,6 @@ class Autoscaler:
 
     async def _remove_node(self, node: KubeObject) -> None:
         name = node["metadata"]["name"]
-        for owner in node["metadata"].get("ownerReferences") or []:
-            if owner.get("kind") == NODECLAIMS.kind:
-                await self.kube.delete(NODECLAIMS, owner["name"])
-                log.info("scale-down: NodeClaim %s deleted", owner["name"])
         await self.kube.delete(NODES, name)
         log.info("scale-down: node %s was empty for the scale-down delay and is deleted", name)
 
@@ -353,6 +281,14 @@ class Autoscaler:
         if message not in self._reported:
             self._reported.add(message)
             log.info("%s", message)
+
+
+def _matching_group(pod: KubeObject, groups: tuple[NodeGroupSpec, ...]) -> NodeGroupSpec | None:
+    """The first group whose nodes would satisfy the pod's node selection and requests."""
+    for group in groups:
+        if pod_fits_labels(pod, _node_labels(group, "template", group.zones[0])) and _fits_shape(pod, group):
+            return group
+    return None
 
 
 def _fits_shape(pod: KubeObject, group: NodeGroupSpec) -> bool:
@@ -375,25 +311,14 @@ def _node_labels(group: NodeGroupSpec, name: str, zone: str) -> dict[str, str]:
     }
 
 
-def node_manifest(
-    name: str, group: NodeGroupSpec, zone: str, kubernetes_version: str, claim: KubeObject | None = None
-) -> KubeObject:
-    """A kwok node of ``group``, as the kwok add-on makes them; owned by ``claim`` when Karpenter's."""
+def node_manifest(name: str, group: NodeGroupSpec, zone: str, kubernetes_version: str) -> KubeObject:
+    """A kwok node of ``group``, as the kwok add-on makes them."""
     resources = {"cpu": group.cpu, "memory": group.memory, "pods": group.pods, "ephemeral-storage": "100Gi"}
     metadata: dict[str, Any] = {
         "name": name,
         "annotations": {KWOK_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
         "labels": _node_labels(group, name, zone),
     }
-    if claim is not None:
-        metadata["ownerReferences"] = [
-            {
-                "apiVersion": NODECLAIMS.api_version,
-                "kind": NODECLAIMS.kind,
-                "name": claim["metadata"]["name"],
-                "uid": claim["metadata"]["uid"],
-            }
-        ]
     return {
         "metadata": metadata,
         "spec": {"providerID": f"kwok://{name}"},
@@ -411,8 +336,7 @@ def node_manifest(
 
 
 def _node_name(group: NodeGroupSpec) -> str:
-    prefix = f"karpenter-{group.nodepool}" if group.nodepool is not None else f"autoscaled-{group.name}"
-    return f"{prefix}-{_suffix()}"
+    return f"autoscaled-{group.name}-{_suffix()}"
 
 
 def _suffix() -> str:

@@ -17,7 +17,6 @@ CONFIGMAP_NAME = "sandbox-autoscaler"
 GROUP_LABEL = "kibertas-async.sandbox/autoscaler-group"
 """Label on every node the sandbox autoscaler created: the name of its node group."""
 CAPACITY_TYPE_LABEL = "eks.amazonaws.com/capacityType"
-NODEPOOL_LABEL = "karpenter.sh/nodepool"
 
 
 @dataclass(frozen=True)
@@ -35,8 +34,6 @@ class NodeGroupSpec:
     pods: str = "110"
     max_nodes: int = 4
     """Upper bound on the nodes this group adds (the nodes kwok started with are not counted)."""
-    nodepool: str | None = None
-    """Karpenter stand-in: create a NodeClaim of this NodePool for each node, and only while it exists."""
 
 
 DEFAULT_GROUPS: tuple[NodeGroupSpec, ...] = (
@@ -54,16 +51,8 @@ DEFAULT_GROUPS: tuple[NodeGroupSpec, ...] = (
         cpu="4",
         memory="16Gi",
     ),
-    NodeGroupSpec(
-        "karpenter",
-        {NODEPOOL_LABEL: "default", "karpenter.sh/capacity-type": "spot", "karpenter.sh/registered": "true"},
-        "m5.large",
-        cpu="2",
-        memory="8Gi",
-        nodepool="default",
-    ),
 )
-"""The shapes of kwok's own nodes (``kibertas_async.sandbox.addons.kwok``), plus a Karpenter NodePool."""
+"""The shapes of kwok's own nodes (``kibertas_async.sandbox.addons.kwok``)."""
 
 
 @dataclass(frozen=True)
