@@ -411,10 +411,4 @@ async def read_log(kube: KubeClient, namespace: str, pod: str, container: str) -
     if container:
         query["container"] = container
     path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
-    # The client's request() decodes JSON; a log is plain text, so the raw response is read here.
-    response = await kube._open("GET", path, query, None, "", (REQUEST_TIMEOUT, REQUEST_TIMEOUT))
-    try:
-        data: bytes = await response.read()
-    finally:
-        response.release()
-    return data.decode("utf-8", errors="replace")
+    return await kube.request_text(path, query=query, timeout=REQUEST_TIMEOUT)

@@ -105,12 +105,35 @@ class KubeClient:
         :data:`RETRY_AFTER_CAP` seconds per attempt); a GET that cannot reach the server is retried with
         backoff. :class:`KubeApiError` or :class:`KubeUnavailable` once the attempts are used up.
         """
+        data = await self._request_bytes(method, path, query, body, content_type, timeout, verb)
+        decoded: KubeObject = json.loads(data) if data else {}
+        return decoded
+
+    async def request_text(
+        self, path: str, *, query: Mapping[str, str] | None = None, timeout: float = 30.0, verb: str = "GET"
+    ) -> str:
+        """``GET path`` of an endpoint that answers plain text, not JSON (a container's ``.../log``), as text;
+        bytes that are not UTF-8 are replaced. The same retries and errors as :meth:`request`."""
+        data = await self._request_bytes("GET", path, query, None, "", timeout, verb)
+        return data.decode("utf-8", errors="replace")
+
+    async def _request_bytes(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None,
+        body: object | None,
+        content_type: str,
+        timeout: float,
+        verb: str | None,
+    ) -> bytes:
+        """Send one request (with :meth:`_open`'s retries) and return its whole body."""
         import aiohttp
 
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             response = await self._open(method, path, query, body, content_type, (10.0, timeout), verb=verb)
             try:
-                data = await response.read()
+                data: bytes = await response.read()
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
                 if method != "GET" or attempt == _MAX_ATTEMPTS:
                     raise KubeUnavailable(f"{method} {path}: {type(error).__name__}: {error}") from None
@@ -118,8 +141,7 @@ class KubeClient:
                 continue
             finally:
                 response.release()
-            decoded: KubeObject = json.loads(data) if data else {}
-            return decoded
+            return data
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def _open(
