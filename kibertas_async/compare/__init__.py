@@ -1,10 +1,10 @@
 """Blue/green comparison of two clusters' results: ``run --compare old,new`` and ``compare OLD NEW``.
 
-See :mod:`kibertas_async.compare.comparison` for what counts as a regression; the result types
+See :mod:`kibertas_async.compare._comparison` for what counts as a regression; the result types
 (:class:`Comparison` and its parts) live in the leaf :mod:`kibertas_async.results`.
 """
 
-from kibertas_async.compare.comparison import compare, compare_run, comparison_to_dict, outcome_mark
+from kibertas_async.compare._comparison import compare, compare_run, comparison_to_dict, outcome_mark
 from kibertas_async.results import (
     DEFAULT_REGRESSION_FACTOR,
     DEFAULT_TIMING_FLOOR,

@@ -12,8 +12,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kibertas_async.rbac.manifests import rbac_manifests, render
-    from kibertas_async.rbac.rules import (
+    from kibertas_async.rbac._manifests import rbac_manifests, render
+    from kibertas_async.rbac._rules import (
         CLUSTER_WIDE,
         ENGINE_PERMISSIONS,
         Rule,
@@ -27,15 +27,15 @@ FORMATS = ("yaml", "json")
 """What ``kibertas-async rbac --format`` takes and :func:`render` writes."""
 
 _MODULES = {
-    "rbac_manifests": "manifests",
-    "render": "manifests",
-    "CLUSTER_WIDE": "rules",
-    "ENGINE_PERMISSIONS": "rules",
-    "Rule": "rules",
-    "RuleSet": "rules",
-    "merge": "rules",
-    "permission_json": "rules",
-    "rbac_rules": "rules",
+    "rbac_manifests": "_manifests",
+    "render": "_manifests",
+    "CLUSTER_WIDE": "_rules",
+    "ENGINE_PERMISSIONS": "_rules",
+    "Rule": "_rules",
+    "RuleSet": "_rules",
+    "merge": "_rules",
+    "permission_json": "_rules",
+    "rbac_rules": "_rules",
 }
 
 

@@ -66,8 +66,8 @@ def add_rbac_command(commands: SubParsers) -> None:
 def rbac_command(args: argparse.Namespace) -> int:
     """Validate the names, select the checks, print the manifests."""
     from kibertas_async.cli.commands import _select_checks
-    from kibertas_async.rbac.manifests import rbac_manifests, render
-    from kibertas_async.rbac.rules import rbac_rules
+    from kibertas_async.rbac._manifests import rbac_manifests, render
+    from kibertas_async.rbac._rules import rbac_rules
 
     registry: Registry = args.registry
     if not _DNS_LABEL.fullmatch(args.namespace):

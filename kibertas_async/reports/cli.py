@@ -127,7 +127,7 @@ def merge_command(args: argparse.Namespace, registry: Registry, flags: Mapping[s
     request = MergeRequest(store, args.run_id, args.shards, wait if args.wait is not None else None)
     if args.job is not None:
         from kibertas_async.clusters import select_clusters
-        from kibertas_async.reports.job import default_namespace
+        from kibertas_async.reports._job import default_namespace
 
         if not args.job.strip():
             raise UsageError("--job is empty; give the Indexed Job's name, or leave it out")
@@ -158,12 +158,12 @@ async def _merge(request: MergeRequest, run_options: OptionValues, registry: Reg
     from kibertas_async.engine.runner import Engine, RunPlan
     from kibertas_async.events import get_logger
     from kibertas_async.outputs.json_report import report_from_dict
-    from kibertas_async.reports.merge import merge_reports
+    from kibertas_async.reports._merge import merge_reports
     from kibertas_async.reports.store import ReportStoreError
 
     store, run_id, count, wait = request.store, request.run_id, request.count, request.wait or 0.0
     if request.job is not None and request.target is not None:
-        from kibertas_async.reports.job import wait_for_job
+        from kibertas_async.reports._job import wait_for_job
 
         job = await wait_for_job(request.target, request.job, request.namespace, timeout=request.wait or JOB_WAIT)
         if run_id is not None and run_id != job.uid:

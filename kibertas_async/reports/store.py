@@ -101,7 +101,7 @@ class DirectoryStore:
 
 
 class S3Store:
-    """Reports as objects under an S3 prefix (through :mod:`kibertas_async.reports.s3`)."""
+    """Reports as objects under an S3 prefix (through :mod:`kibertas_async.reports._s3`)."""
 
     def __init__(self, bucket: str, prefix: str) -> None:
         self.bucket = bucket
@@ -110,7 +110,7 @@ class S3Store:
 
     async def put(self, name: str, data: bytes) -> None:
         """One PUT: S3 stores an object whole or not at all."""
-        from kibertas_async.reports import s3
+        from kibertas_async.reports import _s3 as s3
 
         try:
             await s3.put_object(self.bucket, self.prefix + name, data)
@@ -119,7 +119,7 @@ class S3Store:
 
     async def names(self) -> list[str]:
         """The keys directly under the prefix, without it."""
-        from kibertas_async.reports import s3
+        from kibertas_async.reports import _s3 as s3
 
         try:
             keys = await s3.list_keys(self.bucket, self.prefix)
@@ -129,7 +129,7 @@ class S3Store:
 
     async def get(self, name: str) -> bytes:
         """The object's bytes."""
-        from kibertas_async.reports import s3
+        from kibertas_async.reports import _s3 as s3
 
         try:
             return await s3.get_object(self.bucket, self.prefix + name)
@@ -145,7 +145,7 @@ def s3_store(url: str, *, source: str) -> S3Store:
 
     :raises UsageError: not such a URL, or aioboto3 is not installed.
     """
-    from kibertas_async.reports.s3 import require_aioboto3
+    from kibertas_async.reports._s3 import require_aioboto3
 
     match = _S3_URL.fullmatch(url.strip())
     if match is None:

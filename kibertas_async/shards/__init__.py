@@ -6,7 +6,7 @@ shard I's share (:func:`assign_shards`) and writes its report to ``--report-dir`
 See docs/sharding.md.
 """
 
-from kibertas_async.shards.assignment import (
+from kibertas_async.shards._assignment import (
     JOB_INDEX_ENV,
     SHARD_COUNT_ENV,
     Cell,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from kibertas_async.errors import UsageError
-from kibertas_async.shards.assignment import JOB_INDEX_ENV, SHARD_COUNT_ENV, Shard, assign_shards, requested_shard
+from kibertas_async.shards._assignment import JOB_INDEX_ENV, SHARD_COUNT_ENV, Shard, assign_shards, requested_shard
 
 if TYPE_CHECKING:
     import pluggy

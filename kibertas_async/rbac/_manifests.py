@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kibertas_async.rbac import FORMATS
-from kibertas_async.rbac.rules import CLUSTER_WIDE, RuleSet
+from kibertas_async.rbac._rules import CLUSTER_WIDE, RuleSet
 
 RBAC_API = "rbac.authorization.k8s.io/v1"
 NAME_LABEL = "app.kubernetes.io/name"
