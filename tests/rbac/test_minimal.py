@@ -11,7 +11,9 @@ How a missing grant shows depends on where the code needs it, so each grant has 
 - ``lost answer``: only needed when a POST's answer is lost (``ctx.create`` then looks the object up
   before retrying); proven by :func:`test_a_lost_answer_needs_get`, where it ends in the 403;
 - ``race``: only needed when cert-manager marks a Certificate Ready before its Secret is readable
-  (``ctx.wait_for`` lists, then watches); a passing run does not get there;
+  (``ctx.wait_for`` lists, then watches), or when the CA Issuer is not Ready yet at the first list (the
+  real cert-manager controller often marks it Ready before): the check then fails at once with the 403,
+  and either effect is accepted;
 - ``version fact``: only needed to read cert-manager's version from its Deployment; without it the
   check still passes and its ``cert-manager version`` fact is ``unknown (...)`` with the 403;
 - ``diagnostics``: only needed to explain a check that did not pass (its events, pods and the add-on's
@@ -71,7 +73,7 @@ EXPECTED: dict[Grant, str] = {
     (CERT_MANAGER, "issuers", "delete"): "cleanup",
     (CERT_MANAGER, "issuers", "get"): "lost answer",
     (CERT_MANAGER, "issuers", "list"): "fails",
-    (CERT_MANAGER, "issuers", "watch"): "fails",
+    (CERT_MANAGER, "issuers", "watch"): "race",
     ("nonResourceURL", "/apis/cert-manager.io/v1", "get"): "defaults",
     ("nonResourceURL", "/version", "get"): "defaults",
 }
@@ -132,6 +134,9 @@ def _effect(variant: Variant) -> str:
 
 def test_dropping_any_grant_shows_it_was_needed(walked: list[Variant]) -> None:
     effects = {variant.grant: _effect(variant) for variant in walked}
+    for grant, effect in effects.items():
+        if EXPECTED.get(grant) == "race" and effect == "fails":
+            effects[grant] = "passed"  # needed this time: the 403 ended the check at once (``_effect``)
     expected = {
         grant: (effect if effect in ("fails", "cleanup", "defaults", "version fact") else "passed")
         for grant, effect in EXPECTED.items()
