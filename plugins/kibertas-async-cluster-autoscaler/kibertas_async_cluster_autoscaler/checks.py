@@ -308,18 +308,21 @@ class KarpenterCheck(NodeScaleUpCheck):
         has created no NodeClaim and recorded no Event on any probe pod (its batching waits 1 to 10 s).
         """
         progress = wait.progress
-        refused = [
-            event
-            for pod_name, (_order, event) in progress.said.items()
-            if pod_name in progress.pending and event.get("reason") == KARPENTER_REFUSAL
-        ]
+        refused = sorted(
+            (
+                (order, event)
+                for pod_name, (order, event) in progress.said.items()
+                if pod_name in progress.pending and event.get("reason") == KARPENTER_REFUSAL
+            ),
+            key=lambda entry: entry[0],
+        )
         if refused:
-            count = sum(1 for pod_name in progress.pending if pod_name in {_involved(e) for e in refused})
+            _order, latest = refused[-1]
             pool = await self._nodepool(ctx, wait.group.label_value)
             about_pool = f"; NodePool {wait.group.label_value}: {describe_nodepool(pool)}" if pool else ""
             ctx.fail(
-                f"Karpenter will not provision a node for {count} probe pod(s): "
-                f"karpenter: {KARPENTER_REFUSAL}: {refused[-1].get('message')}{about_pool}"
+                f"Karpenter will not provision a node for {len(refused)} probe pod(s): "
+                f"karpenter: {KARPENTER_REFUSAL}: {latest.get('message')}{about_pool}"
             )
         since = progress.unschedulable_since
         if since is None or progress.said or wait.new_claims():
@@ -539,10 +542,6 @@ class ProbeProgress:
             return None
         _order, latest = max(said, key=lambda entry: entry[0])
         return f"{_event_source(latest)}: {latest.get('reason')}: {latest.get('message')}"
-
-
-def _involved(event: KubeObject) -> str:
-    return str(event.get("involvedObject", {}).get("name") or "")
 
 
 def _event_source(event: KubeObject) -> str:
