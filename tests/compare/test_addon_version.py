@@ -48,7 +48,7 @@ def deployment(name: str, image: str = "", labels: dict[str, str] | None = None,
 def test_the_version_label_wins_over_the_image_tag_and_the_named_container_over_the_first() -> None:
     labelled = deployment("cert-manager", "quay.io/cm:v1.15.0", {"app.kubernetes.io/version": "v1.15.1"})
     assert version_of(labelled, ("cert-manager",)).version == "v1.15.1"
-    in_template = deployment("cert-manager", "quay.io/cm:v1.15.0", **{"app.kubernetes.io/version": "v1.15.2"})
+    in_template = deployment("cert-manager", "quay.io/cm:v1.15.0", None, **{"app.kubernetes.io/version": "v1.15.2"})
     assert version_of(in_template, ("cert-manager",)).version == "v1.15.2"
     found = version_of(deployment("cert-manager", "quay.io/cm:v1.15.0"), ("cert-manager",))
     assert (found.version, found.image, found.workload) == (

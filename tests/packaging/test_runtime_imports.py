@@ -80,7 +80,7 @@ def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
-def run(venv: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run(venv: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("KIBERTAS_ASYNC_")}
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, check=False, env=env, cwd=venv)
 

@@ -55,7 +55,7 @@ def namespace(cluster: SandboxCluster) -> Iterator[str]:
     cluster.api().request("DELETE", f"/api/v1/namespaces/{name}")
 
 
-def wait_for(what: str, read: Callable[[], Any], done: Callable[[Any], bool]) -> Any:
+def wait_for(what: str, read: Callable[[], Any], done: Callable[[Any], object]) -> Any:
     """Poll ``read()`` until ``done`` holds for its value; fail with the last value after WAIT_LIMIT."""
     deadline = time.monotonic() + WAIT_LIMIT
     while True:

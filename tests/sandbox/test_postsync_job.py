@@ -184,7 +184,8 @@ async def wait_job(kube: KubeClient, name: str) -> KubeObject:
 
 async def job_pod(kube: KubeClient, job_name: str) -> KubeObject:
     [pod] = (await kube.list(PODS, NAMESPACE, label_selector=f"job-name={job_name}"))["items"]
-    return pod
+    found: KubeObject = pod
+    return found
 
 
 def container_log(cluster: SandboxCluster, pod: KubeObject) -> str:

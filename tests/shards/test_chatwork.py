@@ -4,7 +4,9 @@ stand-in of :mod:`kibertas_async_chatwork.standin`."""
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,7 +29,7 @@ async def chatwork() -> AsyncIterator[ChatworkStandin]:
         yield standin
 
 
-async def cli(*args: str, env: dict[str, str]) -> anyio.abc.Process:
+async def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
     command = [sys.executable, "-m", "kibertas_async", *args, "--log-format", "json"]
     return await anyio.run_process(command, env=env, check=False)
 
@@ -50,9 +52,8 @@ async def test_the_shards_post_nothing_and_the_merge_posts_one_message(
     async with anyio.create_task_group() as shards:
         for index in (1, 2, 3):
             args = ("run", "sleeper-1", "sleeper-2", "failing", "--clusters", "alpha,beta", "--shard", f"{index}/3")
-            shards.start_soon(
-                lambda args=args: cli(*args, *plugins, "--run-id", "chatty", "--report-dir", str(reports), env=env)
-            )
+            shard = (*args, *plugins, "--run-id", "chatty", "--report-dir", str(reports))
+            shards.start_soon(functools.partial(cli, *shard, env=env))
     assert len(list(reports.iterdir())) == 3
     assert chatwork.requests == [], "a shard posted"
 

@@ -42,7 +42,7 @@ def test_an_initialized_nodeclaim_names_its_node_and_a_deleted_one_says_so() -> 
 
 
 def test_a_nodepool_shows_its_limits_against_its_resources_and_what_is_not_true() -> None:
-    pool = {
+    pool: dict[str, Any] = {
         "spec": {"limits": {"cpu": "1"}},
         "status": {
             "resources": {"cpu": "0", "memory": "0", "nodes": "0", "pods": "0"},

@@ -4,7 +4,7 @@ cannot hold the check, its cleanup or a signal beyond ``request_timeout``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 import pytest
@@ -56,7 +56,7 @@ def _settings(endpoint: str) -> S3Settings:
 @pytest.mark.parametrize("call", ["check_access", "list", "read"])
 async def test_a_silent_s3_ends_each_request_at_its_shield_deadline(silent_endpoint: str, call: str) -> None:
     async with LogBucket(_settings(silent_endpoint)) as bucket:
-        request = {
+        request: Callable[[], Awaitable[object]] = {
             "check_access": bucket.check_access,
             "list": lambda: bucket.list("prefix/"),
             "read": lambda: bucket.read("prefix/object.gz"),

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
+import dns.name
 import dns.query
 import dns.tsigkeyring
 import dns.update
@@ -185,7 +186,7 @@ def dns_record(zone: Zone, host: str, address: str) -> Iterator[None]:
 
     def send(change: Callable[[dns.update.UpdateMessage], object]) -> None:
         update = dns.update.UpdateMessage(
-            zone.name + ".", keyring=keyring, keyname=zone.key_name, keyalgorithm=zone.key_algorithm
+            zone.name + ".", keyring=keyring, keyname=dns.name.from_text(zone.key_name), keyalgorithm=zone.key_algorithm
         )
         change(update)
         response = dns.query.tcp(update, zone.address, port=zone.port, timeout=5)
