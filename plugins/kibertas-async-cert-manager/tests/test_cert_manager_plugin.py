@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
+import kibertas_async_cert_manager
+from kibertas_async.sandbox.errors import SandboxError
 from kibertas_async_cert_manager import plugin
 from kibertas_async_cert_manager.check import CertManagerCheck, parse_key_algorithm, parse_resource_name
-from kibertas_async_cert_manager.sandbox.addon import CertManagerAddon, load_crds
+from kibertas_async_cert_manager.sandbox.addon import (
+    CONTROLLER_ENV,
+    CONTROLLER_SOURCE,
+    CertManagerAddon,
+    load_crds,
+    use_real_controller,
+)
 from kibertas_async_cert_manager.sandbox.issuer import parse_go_duration
 
 
@@ -60,3 +70,22 @@ def test_importing_the_plugin_does_not_import_cryptography() -> None:
 def test_crds_are_cert_managers_own() -> None:
     names = {crd["metadata"]["name"] for crd in load_crds()}
     assert {"certificates.cert-manager.io", "issuers.cert-manager.io", "clusterissuers.cert-manager.io"} <= names
+
+
+def test_the_controller_is_real_unless_the_stand_in_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CONTROLLER_ENV, raising=False)
+    assert use_real_controller()
+    monkeypatch.setenv(CONTROLLER_ENV, "stand-in")
+    assert not use_real_controller()
+    monkeypatch.setenv(CONTROLLER_ENV, "cert-manger")  # a typo must not silently pick one
+    with pytest.raises(SandboxError, match=r"KIBERTAS_ASYNC_CERT_MANAGER_CONTROLLER='cert-manger': use one of"):
+        use_real_controller()
+
+
+def test_our_controller_main_ships_as_package_data() -> None:
+    package = Path(kibertas_async_cert_manager.__file__).parent
+    main_go = package / "sandbox" / CONTROLLER_SOURCE
+    assert main_go.read_text(encoding="utf-8").startswith("// Command cert-manager-controller")
+    pyproject = tomllib.loads((package.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["kibertas_async_cert_manager"]
+    assert any(main_go.relative_to(package).match(pattern) for pattern in patterns), patterns
