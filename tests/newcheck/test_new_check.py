@@ -69,6 +69,28 @@ def test_names_for_a_new_check() -> None:
     assert "configmap-roundtrip" not in "".join(files.values())
 
 
+def test_the_rendering_imports_only_the_public_api() -> None:
+    """What a plugin may import (README, "What a plugin may import"): the flat namespace, and in tests
+    the testing kit; the new plugin is the first thing an author copies from."""
+    import ast
+
+    names = PluginNames.for_check("my-addon")
+    for path, text in render(names).items():
+        if not path.endswith(".py"):
+            continue
+        imported = {
+            node.module
+            for node in ast.walk(ast.parse(text))
+            if isinstance(node, ast.ImportFrom) and node.module is not None
+        } | {alias.name for node in ast.walk(ast.parse(text)) if isinstance(node, ast.Import) for alias in node.names}
+        allowed_kit = path.startswith("tests/")
+        for module in imported - {"__future__", names.module}:
+            public = module == "kibertas_async" or (
+                allowed_kit and (module == "kibertas_async.testing" or module.startswith("kibertas_async.testing."))
+            )
+            assert public, f"{path} imports {module}, which is not kibertas-async's public API"
+
+
 def test_the_rendering_passes_the_projects_ruff_rules_with_the_longest_name(tmp_path: Path) -> None:
     name = "abcdefghi-abcdefghi-abcdefghij"
     assert len(name) == MAX_NAME_LENGTH

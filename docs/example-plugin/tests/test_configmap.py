@@ -8,7 +8,6 @@ fixtures. A check that cannot fail proves nothing, so the second test breaks a c
 from __future__ import annotations
 
 from kibertas_async import Outcome
-from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing.plugin import NothingLeft
 from kibertas_async.testing.runner import CheckRunner
 
@@ -29,9 +28,10 @@ def test_passes_on_both_clusters_and_leaves_nothing(check_runner: CheckRunner, n
 
 
 def test_an_api_server_that_stops_answering_times_out_and_the_other_cluster_passes(
-    sandbox: Sandbox, check_runner: CheckRunner, nothing_left: NothingLeft
+    check_runner: CheckRunner, nothing_left: NothingLeft
 ) -> None:
-    with sandbox.cluster("sandbox-2").unreachable():  # frozen: connections open, nothing answers
+    frozen_cluster = check_runner.sandbox.cluster("sandbox-2")
+    with frozen_cluster.unreachable():  # frozen: connections open, nothing answers
         run = check_runner.run(CHECK, "--check-timeout", "5s", "--cleanup-timeout", "2s")
 
     assert run.code == 1
