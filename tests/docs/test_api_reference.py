@@ -107,6 +107,7 @@ def test_the_resource_table_is_every_ready_made_resource_as_it_is() -> None:
     assert sorted(documented) == sorted(defined)
     for name, (kind, api_version, namespaced) in documented.items():
         resource = defined[name]
+        assert name in kibertas_async.__all__ and getattr(kibertas_async, name) is resource, name
         assert (kind, api_version, namespaced) == (
             resource.kind,
             resource.api_version,
