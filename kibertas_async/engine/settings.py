@@ -9,8 +9,9 @@ from kibertas_async.options import Option, optional, parse_bool, parse_duration,
 
 CONCURRENCY = Option[int](
     "concurrency",
-    "How many checks may run at once in the whole run.",
-    default=16,
+    "How many checks may run at once in the whole run (the default runs every built-in check on ten clusters "
+    "at once; more clusters queue, or shard them).",
+    default=64,
     parse=parse_positive_int,
     per_cluster=False,
     metavar="N",
