@@ -239,7 +239,8 @@ class KarpenterAddon:
             f"--metrics-port={context.allocate_port()}",
             f"--health-probe-port={health_port}",
             f"--instance-types-file-path={instance_types}",
-            "--log-level=debug",
+            # info: every provisioning, lifecycle and disruption decision, without the per-reconcile debug lines.
+            "--log-level=info",
         )
         # Karpenter has no --kubeconfig flag; controller-runtime reads $KUBECONFIG.
         env = {"KUBECONFIG": str(context.kubeconfig)}
