@@ -128,6 +128,9 @@ async def find_addon_version(kube: KubeClient, workload: Workload) -> AddonVersi
     for resource in (DEPLOYMENTS, DAEMONSETS):
         listed = await kube.list(resource, workload.namespace)
         found += [{**item, "kind": resource.kind} for item in listed.get("items") or []]
+        first = workload.names[0] if workload.names else None
+        if any((obj.get("metadata") or {}).get("name") == first for obj in found):
+            break  # nothing in the next kind could win over an exact match of the first name
     for name in workload.names:
         # A workload of exactly that name beats one that only carries the name label (a webhook, say).
         exact = [obj for obj in found if (obj.get("metadata") or {}).get("name") == name]

@@ -91,11 +91,17 @@ async def test_an_exact_name_beats_a_name_label_and_names_are_tried_in_order() -
     kube = FakeKube({"deployments": [webhook, controller]})
     found = await find_addon_version(kube, parse_workload("cert-manager/cert-manager"))  # type: ignore[arg-type]
     assert found.version == "v1.14.2"
+    # The first name matched a Deployment exactly: no DaemonSet could win, so none are listed (P4).
+    assert kube.listed == [("deployments", "cert-manager")]
+    kube = FakeKube({"deployments": [webhook]})  # only a name label matches: a DaemonSet named so would win
+    found = await find_addon_version(kube, parse_workload("cert-manager/cert-manager"))  # type: ignore[arg-type]
+    assert found.workload == "Deployment ns/cert-manager-webhook"
     assert kube.listed == [("deployments", "cert-manager"), ("daemonsets", "cert-manager")]
     agent = {**deployment("datadog", "gcr.io/datadoghq/agent:7"), "kind": "DaemonSet"}
     kube = FakeKube({"daemonsets": [agent]})
     found = await find_addon_version(kube, parse_workload("datadog/datadog-agent,datadog"))  # type: ignore[arg-type]
     assert (found.version, found.workload) == ("7", "DaemonSet ns/datadog")
+    assert kube.listed == [("deployments", "datadog"), ("daemonsets", "datadog")]
 
 
 def _context(kube: object) -> CheckContext:
