@@ -34,7 +34,7 @@ from kibertas_async.sandbox.addons import AddonContext
 from kibertas_async.sandbox.api import ApiError, SandboxApi
 from kibertas_async.sandbox.build import cache_root
 from kibertas_async.sandbox.errors import SandboxError
-from kibertas_async.sandbox.gobuild import go_command
+from kibertas_async.sandbox.gobuild import go_command, go_command_path
 from kibertas_async.sandbox.processes import ProcessSpec
 
 KARPENTER_MODULE = "sigs.k8s.io/karpenter"
@@ -146,10 +146,54 @@ def nodepool_manifest(name: str = NODEPOOL, cpu_limit: str = NODEPOOL_CPU_LIMIT)
     }
 
 
+LOOPBACK_PATCH = "loopback-1"
+"""Names our one change to Karpenter's source (bump it when the change changes: the build's cache key
+follows the replace line that names the patched copy)."""
+_BIND_ANY = 'fmt.Sprintf(":%d", options.FromContext(ctx).'
+_BIND_LOOPBACK = 'fmt.Sprintf("127.0.0.1:%d", options.FromContext(ctx).'
+
+
+def loopback_module(version: str = KARPENTER_VERSION) -> Path:
+    """A copy of Karpenter's module whose metrics and health servers listen on 127.0.0.1 only.
+
+    Karpenter's operator binds them to ``:PORT``, every interface, and has no flag for the address
+    (``pkg/operator/operator.go``); the sandbox must not listen beyond loopback. The copy, in the shared
+    cache beside the build wrappers, differs from the module in those two ``BindAddress`` lines only.
+    """
+    patched = _loopback_path(version)
+    done = patched / ".kibertas-async-patched"
+    if done.exists():
+        return patched
+    if patched.exists():
+        shutil.rmtree(patched)
+    shutil.copytree(module_directory(version), patched)
+    for path in patched.rglob("*"):  # the module cache's files are read-only
+        path.chmod(path.stat().st_mode | 0o200)
+    operator = patched / "pkg" / "operator" / "operator.go"
+    text = operator.read_text(encoding="utf-8")
+    if text.count(_BIND_ANY) != 2:
+        raise SandboxError(f"{operator}: expected the metrics and health BindAddress lines to patch; found others")
+    operator.write_text(text.replace(_BIND_ANY, _BIND_LOOPBACK), encoding="utf-8")
+    done.write_text(f"{LOOPBACK_PATCH}\n", encoding="utf-8")
+    return patched
+
+
+def _loopback_path(version: str) -> Path:
+    return cache_root() / "src" / f"karpenter-{version}-{LOOPBACK_PATCH}"
+
+
 def build_karpenter(progress: Callable[[str], None] | None = None) -> Path:
     """Karpenter with the KWOK provider, built from the Go module proxy into the shared cache the first time
-    (about 3 min with warm module and build caches on 2 cores; see the plugin's README for a cold build)."""
-    return go_command(BINARY_NAME, KARPENTER_MODULE, KARPENTER_VERSION, KARPENTER_PACKAGE, progress=progress)
+    (about 3 min with warm module and build caches on 2 cores; see the plugin's README for a cold build),
+    from :func:`loopback_module`'s copy."""
+    replaces = [f"{KARPENTER_MODULE} => {_loopback_path(KARPENTER_VERSION)}"]
+    built = go_command_path(BINARY_NAME, KARPENTER_VERSION, replaces=replaces)
+    if built.exists():
+        return built
+    loopback_module()
+    return go_command(
+        BINARY_NAME, KARPENTER_MODULE, KARPENTER_VERSION, KARPENTER_PACKAGE, progress=progress, replaces=replaces
+    )
 
 
 def module_directory(version: str = KARPENTER_VERSION) -> Path:
