@@ -129,11 +129,11 @@ def _guarded_main(args_list: list[str]) -> int:
 
 
 def _redacted(error: BaseException) -> str:
-    """The error's one line, with every secret known so far (and those in the environment) blanked."""
-    from kibertas_async.events import REDACTOR, environment_secrets
+    """The error's one line, with the secrets of the environment and of any run still alive blanked."""
+    from kibertas_async.events import EVENT_REDACTION
 
-    REDACTOR.add(environment_secrets(os.environ))
-    return str(REDACTOR.text(" ".join(str(error).split())))
+    EVENT_REDACTION.read_environment(os.environ)
+    return EVENT_REDACTION.text(" ".join(str(error).split()))
 
 
 def _main(argv: list[str]) -> int:

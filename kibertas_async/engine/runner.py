@@ -33,7 +33,7 @@ from kibertas_async.errors import (
     StepTimeout,
     primary_exception,
 )
-from kibertas_async.events import REDACTOR, SecretRedactor, bind_context, environment_secrets, get_logger
+from kibertas_async.events import EVENT_REDACTION, SecretRedactor, bind_context, environment_secrets, get_logger
 from kibertas_async.hookcalls import call_each
 from kibertas_async.kube import ClusterTarget, ClusterUnreachable, KubeApiError, KubeClient, KubeUnavailable, connect
 from kibertas_async.options import OptionValues
@@ -126,8 +126,13 @@ class Engine:
             target.name: anyio.CapacityLimiter(options[settings.CLUSTER_CONCURRENCY]) for target in plan.clusters
         }
         self._exclusive_locks: dict[tuple[str, str], anyio.Lock] = {}
+        self.redactor = SecretRedactor()
+        """This run's secrets (its options', its kubeconfigs', the environment's, its clusters'
+        credentials): its results are redacted with it, and so is every event while the run lives."""
+        EVENT_REDACTION.cover(self.redactor)
         self._sessions = {
-            target.name: ClusterSession(target, options[settings.CONNECT_TIMEOUT], REDACTOR) for target in plan.clusters
+            target.name: ClusterSession(target, options[settings.CONNECT_TIMEOUT], self.redactor)
+            for target in plan.clusters
         }
         self.report = RunReport(
             run_id=plan.run_id,
@@ -138,7 +143,6 @@ class Engine:
             shard=plan.shard,
         )
         self.log = get_logger(run_id=plan.run_id)
-        self.redactor = REDACTOR
         self._learn_secrets()
         for problem in self.report.plugin_problems:
             problem.error = self.redactor.text(problem.error)

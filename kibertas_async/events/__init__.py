@@ -20,7 +20,8 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import IO, Any, Protocol
 
 from kibertas_async.events.redaction import REDACTED, SecretRedactor, environment_secrets
@@ -31,14 +32,57 @@ Logger = Any
 LEVELS = ("debug", "info", "warning", "error")
 
 
-REDACTOR = SecretRedactor()
-"""The process-wide redactor; the engine feeds it every secret it knows of before the first check."""
+class EventRedaction:
+    """The event stream's redaction step (a structlog processor, before the board and the renderer).
+
+    Secrets are run-scoped: each run (:class:`~kibertas_async.engine.Engine`) keeps its own
+    :class:`SecretRedactor`, fed every secret it may meet before anything is logged, and has it
+    :meth:`cover` the stream for as long as the run object lives (a weak reference: a finished run's
+    secrets leave with it). An event is redacted with every live run's redactor, each of which has also
+    learnt the secret environment variables read by :func:`configure_logging`; with no run alive
+    (start-up, other commands), with those variables alone.
+    """
+
+    def __init__(self) -> None:
+        self._runs: weakref.WeakSet[SecretRedactor] = weakref.WeakSet()
+        self._environment_secrets: list[str] = []
+        self._environment = SecretRedactor()
+
+    def cover(self, redactor: SecretRedactor) -> None:
+        """Redact every event with ``redactor`` too, while it lives; it learns the environment's secrets
+        (one redactor then covers an event whole: one pass)."""
+        redactor.add(self._environment_secrets)
+        self._runs.add(redactor)
+
+    def read_environment(self, environ: Mapping[str, str]) -> None:
+        """Learn the secrets of ``environ``'s secret variables: redacted always, with or without a run."""
+        self._environment_secrets = environment_secrets(environ)
+        self._environment = SecretRedactor(self._environment_secrets)
+        for redactor in list(self._runs):
+            redactor.add(self._environment_secrets)
+
+    def text(self, value: str) -> str:
+        """``value`` with the secrets of every live run and of the environment blanked (an error line
+        printed outside the event stream)."""
+        for redactor in [*self._runs, self._environment]:
+            value = redactor.text(value)
+        return value
+
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        for redactor in list(self._runs) or [self._environment]:
+            event = redactor(logger, method, event)
+        return event
+
+
+EVENT_REDACTION = EventRedaction()
+"""The one redaction step of the event stream; runs register their redactors with it."""
 
 __all__ = [
+    "EVENT_REDACTION",
     "LEVELS",
     "REDACTED",
-    "REDACTOR",
     "EventBoard",
+    "EventRedaction",
     "Logger",
     "SecretRedactor",
     "bind_context",
@@ -138,6 +182,7 @@ def configure_logging(
     out = stream if stream is not None else sys.stderr
     if log_format == "auto":
         log_format = "console" if out.isatty() else "json"
+    EVENT_REDACTION.read_environment(os.environ)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -146,7 +191,7 @@ def configure_logging(
         # error quoting a URL with a key) is then blanked like any other text.
         structlog.processors.format_exc_info,
         # Redaction comes last before the board and the renderer: whatever a processor added is covered.
-        REDACTOR,
+        EVENT_REDACTION,
     ]
     renderer: Any
     if log_format == "json":
