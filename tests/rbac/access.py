@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import yaml
 
 from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
 from kibertas_async.testing import kubectl
+from kibertas_async.testing.waiting import eventually
 
 NAMESPACE = "ops"
 """The namespace the tests' service accounts live in (the command's default)."""
@@ -111,10 +111,12 @@ def wait_until_authorizer(
     cluster: SandboxCluster, service_account: str, verb: str, group: str, target: str, *, allowed: bool
 ) -> None:
     """RBAC changes reach the authorizer through its informers: wait until it answers as expected."""
-    deadline = time.monotonic() + 30
-    while can_i(cluster, service_account, verb, group, target) != allowed:
-        assert time.monotonic() < deadline, f"{service_account} {verb} {group}/{target}: still not {allowed} after 30s"
-        time.sleep(0.1)
+    eventually(
+        f"{service_account} {verb} {group}/{target} allowed={allowed}",
+        lambda: can_i(cluster, service_account, verb, group, target),
+        lambda answer: answer == allowed,
+        every=0.1,
+    )
 
 
 def run_report(

@@ -22,6 +22,7 @@ import pytest
 from kibertas_async.sandbox.api import ApiError, SandboxApi
 from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
 from kibertas_async.testing.plugin import SandboxFactory
+from kibertas_async.testing.waiting import eventually
 
 WAIT_LIMIT = 90.0
 """Bound on an effect showing up on a busy machine (not a performance assertion)."""
@@ -56,14 +57,8 @@ def namespace(cluster: SandboxCluster) -> Iterator[str]:
 
 
 def wait_for(what: str, read: Callable[[], Any], done: Callable[[Any], object]) -> Any:
-    """Poll ``read()`` until ``done`` holds for its value; fail with the last value after WAIT_LIMIT."""
-    deadline = time.monotonic() + WAIT_LIMIT
-    while True:
-        value = read()
-        if done(value):
-            return value
-        assert time.monotonic() < deadline, f"{what}: not after {WAIT_LIMIT:.0f}s; last seen {value}"
-        time.sleep(0.2)
+    """The kit's :func:`eventually` with this module's limit."""
+    return eventually(what, read, done, timeout=WAIT_LIMIT)
 
 
 def stays(what: str, read: Callable[[], Any], holds: Callable[[Any], bool]) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -24,6 +23,7 @@ from kibertas_async.results import CheckResult
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing.plugin import NothingLeft
 from kibertas_async.testing.runner import CheckRunner, RunResult
+from kibertas_async.testing.waiting import eventually
 from kibertas_async_cert_manager.resources import CLUSTER_ISSUERS, condition
 from kibertas_async_cert_manager.sandbox.addon import CONTROLLER_PROCESS, ISSUER_PROCESS, use_real_controller
 from kibertas_async_cert_manager.sandbox.issuer import Fault
@@ -188,7 +188,7 @@ def test_cluster_issuer_not_ready_fails_first_step(sandbox: Sandbox, run_check: 
     }
     api.create(path, {**manifest, "spec": {"ca": {"secretName": "no-such-secret"}}})
     try:
-        _wait_until(lambda: condition(api.get(f"{path}/broken-ca"), "Ready") is not None)
+        eventually("broken-ca's Ready condition", lambda: condition(api.get(f"{path}/broken-ca"), "Ready"), timeout=60)
         run = run_check("--cert-manager-cluster-issuer", "broken-ca")
     finally:
         api.request("DELETE", f"{path}/broken-ca")
@@ -198,11 +198,3 @@ def test_cluster_issuer_not_ready_fails_first_step(sandbox: Sandbox, run_check: 
     assert broken.reason.startswith("ClusterIssuer broken-ca is not ready: Ready=False (ErrGetKeyPair): ")
     assert "no-such-secret" in broken.reason
     assert run.result(HEALTHY).reason == "ClusterIssuer broken-ca not found"
-
-
-def _wait_until(ready: Callable[[], bool], timeout: float = 60.0) -> None:
-    """A readiness probe for the synchronous sandbox client (which has no watch)."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)

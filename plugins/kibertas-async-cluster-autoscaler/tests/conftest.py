@@ -29,6 +29,7 @@ from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
 from kibertas_async.testing import kubectl
 from kibertas_async.testing.plugin import NothingLeft
 from kibertas_async.testing.runner import CheckRunner, RunResult
+from kibertas_async.testing.waiting import eventually
 from kibertas_async_cluster_autoscaler.checks import NODECLAIMS, NODEPOOL_LABEL
 from kibertas_async_cluster_autoscaler.sandbox import karpenter
 from kibertas_async_cluster_autoscaler.sandbox.config import (
@@ -107,15 +108,23 @@ def restore_nodes(sandbox: Sandbox) -> list[str]:
             restored.append(f"{cluster.name}/{name}: taints {taints}, unschedulable={spec.get('unschedulable')}")
             patch = json.dumps({"spec": {"taints": kept or None, "unschedulable": None}})
             kubectl(sandbox, cluster, "patch", "node", name, "--type=merge", "-p", patch)
-    deadline = time.monotonic() + NODES_READY_TIMEOUT
     for cluster in sandbox.clusters:
-        while unsettled := [n for n in _kwok_nodes(sandbox, cluster.name) if not _settled(n)]:
-            assert time.monotonic() < deadline, (
-                f"{cluster.name}: kwok nodes not back to Ready and untainted: "
-                + "; ".join(f"{n['metadata']['name']}: taints {n.get('spec', {}).get('taints')}" for n in unsettled)
-            )
-            time.sleep(0.5)
+        eventually(
+            f"{cluster.name}: kwok nodes back to Ready and untainted (the unsettled ones are shown)",
+            functools.partial(_unsettled_nodes, sandbox, cluster.name),
+            lambda unsettled: not unsettled,
+            timeout=NODES_READY_TIMEOUT,
+            every=0.5,
+        )
     return restored
+
+
+def _unsettled_nodes(sandbox: Sandbox, cluster: str) -> list[str]:
+    return [
+        f"{node['metadata']['name']}: taints {node.get('spec', {}).get('taints')}"
+        for node in _kwok_nodes(sandbox, cluster)
+        if not _settled(node)
+    ]
 
 
 def restore_autoscaler_settings(sandbox: Sandbox) -> None:
@@ -146,12 +155,16 @@ def wait_karpenter_ready(sandbox: Sandbox, cluster: SandboxCluster) -> None:
     """Until the cluster's Karpenter answers ``/readyz`` and its NodePool is Ready (after a restart)."""
     argv = cluster.processes[karpenter.PROCESS_NAME].spec.argv
     port = next(arg.split("=", 1)[1] for arg in argv if arg.startswith("--health-probe-port="))
-    deadline = time.monotonic() + KARPENTER_READY_TIMEOUT
-    while not _answers(f"http://127.0.0.1:{port}/readyz") or not _nodepool_ready(sandbox, cluster):
-        assert time.monotonic() < deadline, f"{cluster.name}: Karpenter not ready again; its log ends:\n" + (
-            cluster.processes[karpenter.PROCESS_NAME].log_tail()
+    try:
+        eventually(
+            f"{cluster.name}: Karpenter ready again",
+            lambda: _answers(f"http://127.0.0.1:{port}/readyz") and _nodepool_ready(sandbox, cluster),
+            timeout=KARPENTER_READY_TIMEOUT,
+            every=0.5,
         )
-        time.sleep(0.5)
+    except AssertionError as error:
+        log = cluster.processes[karpenter.PROCESS_NAME].log_tail()
+        raise AssertionError(f"{error}; its log ends:\n{log}") from None
 
 
 def _answers(url: str) -> bool:

@@ -4,8 +4,8 @@ that does not resolve."""
 
 from __future__ import annotations
 
+import functools
 import re
-import time
 from collections.abc import Callable
 
 import dns.message
@@ -15,6 +15,7 @@ import dns.rcode
 from kibertas_async import Outcome
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing.runner import RunResult
+from kibertas_async.testing.waiting import eventually
 from kibertas_async_ingress.sandbox import Zone, load_zone
 from kibertas_async_ingress.sandbox_controller import LOAD_BALANCER_DNS_ANNOTATION
 
@@ -46,10 +47,11 @@ def test_alb_publishes_a_host_name_that_resolves_and_goes_with_the_ingress(
         assert match, result.facts["dns"]
         assert result.facts["http"] == f"GET http://ingress-check.{zone.name}/ -> 200"
         # Deleting the Ingress (the check's cleanup) deletes its load balancer, DNS name included.
-        deadline = time.monotonic() + 30
-        while _rcode(zone, load_balancer) != "NXDOMAIN":
-            assert time.monotonic() < deadline, f"{load_balancer} still resolves after its Ingress is gone"
-            time.sleep(0.2)
+        eventually(
+            f"{load_balancer} gone from DNS with its Ingress",
+            functools.partial(_rcode, zone, load_balancer),
+            lambda rcode: rcode == "NXDOMAIN",
+        )
     first, second = (run.result(c).facts["load balancer"] for c in ("sandbox-1", "sandbox-2"))
     assert first != second
 
