@@ -59,9 +59,10 @@ def test_the_testing_names_it_mentions_beyond_the_kit_namespace_exist() -> None:
         assert hasattr(runner, name) and _mentioned(name), name
     assert callable(runner.option_environment_names)
     assert hasattr(plugin, "NothingLeft")
+    from kibertas_async.testing.waiting import eventually
     from kibertas_async.testing.workloads import daemonset_on_no_node
 
-    assert _mentioned(daemonset_on_no_node.__name__)
+    assert _mentioned(daemonset_on_no_node.__name__) and _mentioned(eventually.__name__)
 
 
 def _kit_fixtures() -> list[str]:
