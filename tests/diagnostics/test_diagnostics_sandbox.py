@@ -22,7 +22,6 @@ from kibertas_async import Outcome
 from kibertas_async.diagnostics import MAX_DIAGNOSTICS, MAX_LINE_CHARS, MAX_LINES
 from kibertas_async.events import REDACTED
 from kibertas_async.results import CheckResult, Diagnostic
-from kibertas_async.sandbox.api import ApiError
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import kubectl
 from kibertas_async.testing.plugin import NothingLeft
@@ -184,34 +183,12 @@ def test_datadog_agent_running_on_kwok_says_its_pods_serve_no_logs(
     nothing_left(run)
 
 
-@contextlib.contextmanager
-def _never_issued(sandbox: Sandbox) -> Iterator[None]:
-    """The cert-manager suite's ``Fault.NEVER``: the real controller paused, the stand-in issuer issues nothing."""
-    from kibertas_async_cert_manager.sandbox.addon import CLUSTER_RESOURCE_NAMESPACE, CONTROLLER_PROCESS
-    from kibertas_async_cert_manager.sandbox.issuer import FAULT_CONFIGMAP, FAULT_KEY, Fault
-
-    target = sandbox.cluster(BROKEN)
-    controller = target.processes.get(CONTROLLER_PROCESS)
-    api = target.api()
-    path = f"/api/v1/namespaces/{CLUSTER_RESOURCE_NAMESPACE}/configmaps"
-    if controller is not None:
-        controller.pause()
-    try:
-        api.create(path, {"metadata": {"name": FAULT_CONFIGMAP}, "data": {FAULT_KEY: Fault.NEVER.value}})
-        try:
-            yield
-        finally:
-            with contextlib.suppress(ApiError):
-                api.request("DELETE", f"{path}/{FAULT_CONFIGMAP}")
-    finally:
-        if controller is not None:
-            controller.resume()
-
-
 def test_cert_manager_never_issuing_times_out_showing_the_certificate_it_waited_on(
     check_runner: CheckRunner, sandbox: Sandbox, nothing_left: NothingLeft
 ) -> None:
-    with _never_issued(sandbox):
+    from kibertas_async_cert_manager.sandbox.faults import Fault, issuer_fault
+
+    with issuer_fault(sandbox.cluster(BROKEN), Fault.NEVER):
         run = check_runner.run("cert-manager", "--cert-manager-step-timeout", "3s", clusters=[BROKEN])
     result = run.result(BROKEN)
     assert result.outcome is Outcome.TIMEOUT, result
