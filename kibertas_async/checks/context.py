@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import anyio
 
@@ -167,6 +167,7 @@ class CheckContext:
         kube: KubeClient | None,
         deadline: float = math.inf,
         redactor: SecretRedactor | None = None,
+        run_state: dict[str, Any] | None = None,
     ) -> None:
         self.run_id = run_id
         self.check_name = check_name
@@ -182,6 +183,10 @@ class CheckContext:
         self.deadline = deadline
         """When the check (or the run) runs out of time, on anyio's clock; ``inf`` without a limit."""
         self._redactor = redactor
+        self.run_state: dict[str, Any] = run_state if run_state is not None else {}
+        """A mapping every check of this run shares, on every cluster, and that ends with the run: where
+        checks coordinate (the ingress check claims its host names here, so that two clusters of one run
+        never test the same DNS name). Key it by your plugin's name; never keep run state in a module."""
         self._steps: list[Step] = []
         self.facts: dict[str, str] = {}
         self.results: list[StepResult] = []

@@ -126,6 +126,8 @@ class Engine:
             target.name: anyio.CapacityLimiter(options[settings.CLUSTER_CONCURRENCY]) for target in plan.clusters
         }
         self._exclusive_locks: dict[tuple[str, str], anyio.Lock] = {}
+        self._run_state: dict[str, Any] = {}
+        """What the checks of this run share (``ctx.run_state``)."""
         self.redactor = SecretRedactor()
         """This run's secrets (its options', its kubeconfigs', the environment's, its clusters'
         credentials): its results are redacted with it, and so is every event while the run lives."""
@@ -336,6 +338,7 @@ class Engine:
                         kube=kube,
                         deadline=min(check_deadline, self._run_deadline),
                         redactor=self.redactor,
+                        run_state=self._run_state,
                     )
                     try:
                         await check().run(ctx)

@@ -62,9 +62,9 @@ ALB_ANNOTATIONS = {
 }
 """What the AWS Load Balancer Controller needs for a target group of pod IPs with fast health checks."""
 
-# Host name → cluster, per run: two clusters of one run publishing the same name would fight over one
-# DNS record, and one of them would then "pass" with the other's load balancer.
-_CLAIMED_HOSTNAMES: dict[tuple[str, str], str] = {}
+CLAIMED_HOSTNAMES = "ingress.claimed-hostnames"
+"""The run-state key of host name → cluster: two clusters of one run publishing the same name would fight
+over one DNS record, and one of them would then "pass" with the other's load balancer."""
 
 
 @dataclass(frozen=True)
@@ -184,8 +184,8 @@ class IngressCheck(Check):
                 "no host name to check DNS and HTTP with: set ingress-hostname (EXTERNAL_HOSTNAME) for this "
                 "cluster, or turn on ingress-skip-dns and ingress-skip-http"
             )
-        key = (ctx.run_id, settings.hostname)
-        owner = _CLAIMED_HOSTNAMES.setdefault(key, ctx.cluster.name)
+        claimed: dict[str, str] = ctx.run_state.setdefault(CLAIMED_HOSTNAMES, {})
+        owner = claimed.setdefault(settings.hostname, ctx.cluster.name)
         if owner != ctx.cluster.name:
             ctx.fail(
                 f"host name {settings.hostname} is also checked on cluster {owner} in this run; give each "
@@ -193,7 +193,7 @@ class IngressCheck(Check):
             )
 
         async def release() -> None:
-            _CLAIMED_HOSTNAMES.pop(key, None)
+            claimed.pop(settings.hostname, None)
 
         ctx.cleanup.push(f"release host name {settings.hostname}", release)
 
