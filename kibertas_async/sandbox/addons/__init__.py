@@ -12,16 +12,30 @@ kwok, which gives every cluster its nodes, is the first add-on.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from kibertas_async.sandbox.api import SandboxApi
+from kibertas_async.sandbox.api import ApiError, SandboxApi
 from kibertas_async.sandbox.build import SandboxBinaries
 from kibertas_async.sandbox.processes import ProcessSpec
 
-__all__ = ["AddonContext", "PreparedAddon", "SandboxAddon"]
+__all__ = [
+    "CRD_PATH",
+    "AddonContext",
+    "PreparedAddon",
+    "SandboxAddon",
+    "crd_established",
+    "create_once",
+    "get_or_none",
+    "wait_until",
+]
+
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+POLL_INTERVAL = 0.2
+"""How often :func:`wait_until` looks again."""
 
 
 @dataclass(frozen=True)
@@ -83,3 +97,47 @@ def prepare_addons(addons: Sequence[SandboxAddon], progress: Callable[[str], Non
     for addon in addons:
         if isinstance(addon, PreparedAddon):
             addon.prepare(progress)
+
+
+# --- helpers for add-ons' start-up ----------------------------------------------------------------------
+
+
+def create_once(api: SandboxApi, path: str, manifest: dict[str, Any], cluster: str) -> None:
+    """POST ``manifest`` to ``path`` unless it is there already (a restarted sandbox reuses its etcd data).
+
+    :raises SandboxError: for any other refusal, naming ``cluster`` and the object.
+    """
+    from kibertas_async.sandbox.errors import SandboxError
+
+    try:
+        api.create(path, manifest)
+    except ApiError as error:
+        if error.status != 409:
+            raise SandboxError(f"{cluster}: could not create {manifest['metadata']['name']}: {error}") from error
+
+
+def get_or_none(api: SandboxApi, path: str) -> dict[str, Any] | None:
+    """GET ``path``; ``None`` on any API error (absent, not served yet)."""
+    try:
+        return api.get(path)
+    except ApiError:
+        return None
+
+
+def crd_established(api: SandboxApi, name: str) -> bool:
+    """Whether the CustomResourceDefinition ``name`` is Established (its kinds are served)."""
+    crd = get_or_none(api, f"{CRD_PATH}/{name}") or {}
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(item.get("type") == "Established" and item.get("status") == "True" for item in conditions)
+
+
+def wait_until(ready: Callable[[], object], deadline: float, message: str | Callable[[], str]) -> None:
+    """Call ``ready`` every :data:`POLL_INTERVAL` until it is true; at ``deadline`` (``time.monotonic()``)
+    raise :class:`SandboxError` with ``message`` (a callable is called then, so a log's tail in it is the
+    latest)."""
+    from kibertas_async.sandbox.errors import SandboxError
+
+    while not ready():
+        if time.monotonic() >= deadline:
+            raise SandboxError(message if isinstance(message, str) else message())
+        time.sleep(POLL_INTERVAL)

@@ -37,6 +37,7 @@ and no controller log line says a key did not match.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -47,8 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kibertas_async.sandbox.addons import AddonContext
-from kibertas_async.sandbox.api import ApiError, SandboxApi
+from kibertas_async.sandbox.addons import CRD_PATH, AddonContext, crd_established, create_once, get_or_none, wait_until
 from kibertas_async.sandbox.build import cache_root
 from kibertas_async.sandbox.errors import SandboxError
 from kibertas_async.sandbox.gobuild import go_command
@@ -86,8 +86,6 @@ CLUSTER_RESOURCE_NAMESPACE = "cert-manager"
 """Where ClusterIssuers' Secrets live (cert-manager's ``--cluster-resource-namespace``) and the fault switch."""
 SELF_SIGNED_CLUSTER_ISSUER = "selfsigned-issuer"
 
-_CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-_POLL_INTERVAL = 0.2
 _MINIMUM_READY_TIMEOUT = 60.0
 
 
@@ -184,9 +182,9 @@ class CertManagerAddon:
         crds = load_crds(self.version)
         self._crd_names = [crd["metadata"]["name"] for crd in crds]
         for crd in crds:
-            _create(context.api, _CRD_PATH, crd, context.cluster_name)
+            create_once(context.api, CRD_PATH, crd, context.cluster_name)
         namespace = {"metadata": {"name": CLUSTER_RESOURCE_NAMESPACE}}
-        _create(context.api, "/api/v1/namespaces", namespace, context.cluster_name)
+        create_once(context.api, "/api/v1/namespaces", namespace, context.cluster_name)
         real = use_real_controller()
         issuer_argv = (
             sys.executable,
@@ -217,8 +215,8 @@ class CertManagerAddon:
         timeout = max(timeout, _MINIMUM_READY_TIMEOUT)
         deadline = time.monotonic() + timeout
         for name in self._crd_names:
-            _poll(
-                lambda name=name: _established(context.api, name),
+            wait_until(
+                functools.partial(crd_established, context.api, name),
                 deadline,
                 f"{context.cluster_name}: CRD {name} not Established after {timeout:.0f}s",
             )
@@ -229,9 +227,9 @@ class CertManagerAddon:
             "metadata": {"name": SELF_SIGNED_CLUSTER_ISSUER},
             "spec": {"selfSigned": {}},
         }
-        _create(context.api, path, manifest, context.cluster_name)
-        _poll(
-            lambda: is_ready(_get(context.api, f"{path}/{SELF_SIGNED_CLUSTER_ISSUER}")),
+        create_once(context.api, path, manifest, context.cluster_name)
+        wait_until(
+            lambda: is_ready(get_or_none(context.api, f"{path}/{SELF_SIGNED_CLUSTER_ISSUER}")),
             deadline,
             f"{context.cluster_name}: ClusterIssuer {SELF_SIGNED_CLUSTER_ISSUER} not Ready after {timeout:.0f}s; "
             f"see the logs in {context.work_dir}",
@@ -243,31 +241,3 @@ class CertManagerAddon:
     def cluster_settings(self, context: AddonContext) -> Mapping[str, object]:
         """The check's ClusterIssuer on this sandbox cluster."""
         return {"cert-manager-cluster-issuer": SELF_SIGNED_CLUSTER_ISSUER}
-
-
-def _create(api: SandboxApi, path: str, manifest: dict[str, Any], cluster: str) -> None:
-    try:
-        api.create(path, manifest)
-    except ApiError as error:
-        if error.status != 409:  # already there: a restarted sandbox reuses its etcd data
-            raise SandboxError(f"{cluster}: could not create {manifest['metadata']['name']}: {error}") from error
-
-
-def _get(api: SandboxApi, path: str) -> dict[str, Any] | None:
-    try:
-        return api.get(path)
-    except ApiError:
-        return None
-
-
-def _established(api: SandboxApi, name: str) -> bool:
-    crd = _get(api, f"{_CRD_PATH}/{name}") or {}
-    conditions = (crd.get("status") or {}).get("conditions") or []
-    return any(item.get("type") == "Established" and item.get("status") == "True" for item in conditions)
-
-
-def _poll(ready: Any, deadline: float, message: str) -> None:
-    while not ready():
-        if time.monotonic() >= deadline:
-            raise SandboxError(message)
-        time.sleep(_POLL_INTERVAL)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kibertas_async.sandbox.addons import AddonContext
+from kibertas_async.sandbox.addons import CRD_PATH, AddonContext, crd_established, create_once, get_or_none, wait_until
 from kibertas_async.sandbox.api import ApiError, SandboxApi
 from kibertas_async.sandbox.build import cache_root
 from kibertas_async.sandbox.errors import SandboxError
@@ -54,13 +54,11 @@ NODEPOOL_CPU_LIMIT = "16"
 ZONES = ("ap-northeast-1a", "ap-northeast-1c")
 """The zones of the kwok add-on's own nodes, so Karpenter's nodes look like the same EKS cluster's."""
 
-_CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 _CRD_DIRECTORIES = ("kwok/charts/crds", "kwok/apis/crds")
 _NODEPOOLS_PATH = "/apis/karpenter.sh/v1/nodepools"
 _NODECLASSES_PATH = f"/apis/{NODECLASS_GROUP}/v1alpha1/kwoknodeclasses"
 _CRDS_ESTABLISHED_TIMEOUT = 60.0
 _MINIMUM_READY_TIMEOUT = 60.0
-_POLL_INTERVAL = 0.2
 _LOG_TAIL_LINES = 15
 
 
@@ -264,12 +262,12 @@ class KarpenterAddon:
         instance types and return the Karpenter process."""
         crds = load_crds()
         for crd in crds:
-            _create(context.api, _CRD_PATH, crd, context.cluster_name)
+            create_once(context.api, CRD_PATH, crd, context.cluster_name)
         deadline = time.monotonic() + _CRDS_ESTABLISHED_TIMEOUT
         for crd in crds:
             name = crd["metadata"]["name"]
-            _poll(
-                functools.partial(_established, context.api, name),
+            wait_until(
+                functools.partial(crd_established, context.api, name),
                 deadline,
                 f"{context.cluster_name}: CRD {name} not Established after {_CRDS_ESTABLISHED_TIMEOUT:.0f}s",
             )
@@ -299,20 +297,20 @@ class KarpenterAddon:
         log_file = context.work_dir / "karpenter.log"
         for path, manifest in ((_NODECLASSES_PATH, nodeclass_manifest()), (_NODEPOOLS_PATH, nodepool_manifest())):
             # The API server serves a new CRD's paths a moment after Established: retry until it takes it.
-            _poll(
+            wait_until(
                 functools.partial(_created, context.api, path, manifest),
                 deadline,
                 f"{context.cluster_name}: could not create {manifest['kind']} {manifest['metadata']['name']} "
                 f"within {timeout:.0f}s",
             )
         health = f"http://127.0.0.1:{self._health_ports[context.cluster_name]}/readyz"
-        _poll(
+        wait_until(
             lambda: _answers_ok(health),
             deadline,
             lambda: f"{context.cluster_name}: Karpenter not ready ({health}) after {timeout:.0f}s; {_tail(log_file)}",
         )
-        _poll(
-            lambda: _ready(_get(context.api, f"{_NODEPOOLS_PATH}/{NODEPOOL}")),
+        wait_until(
+            lambda: _ready(get_or_none(context.api, f"{_NODEPOOLS_PATH}/{NODEPOOL}")),
             deadline,
             lambda: f"{context.cluster_name}: NodePool {NODEPOOL} not Ready after {timeout:.0f}s; {_tail(log_file)}",
         )
@@ -325,14 +323,6 @@ class KarpenterAddon:
         return {"karpenter-nodepool": NODEPOOL}
 
 
-def _create(api: SandboxApi, path: str, manifest: dict[str, Any], cluster: str) -> None:
-    try:
-        api.create(path, manifest)
-    except ApiError as error:
-        if error.status != 409:  # already there: a restarted sandbox reuses its etcd data
-            raise SandboxError(f"{cluster}: could not create {manifest['metadata']['name']}: {error}") from error
-
-
 def _created(api: SandboxApi, path: str, manifest: dict[str, Any]) -> bool:
     try:
         api.create(path, manifest)
@@ -341,22 +331,9 @@ def _created(api: SandboxApi, path: str, manifest: dict[str, Any]) -> bool:
     return True
 
 
-def _get(api: SandboxApi, path: str) -> dict[str, Any] | None:
-    try:
-        return api.get(path)
-    except ApiError:
-        return None
-
-
 def _ready(obj: Mapping[str, Any] | None) -> bool:
     conditions = ((obj or {}).get("status") or {}).get("conditions") or []
     return any(item.get("type") == "Ready" and item.get("status") == "True" for item in conditions)
-
-
-def _established(api: SandboxApi, name: str) -> bool:
-    crd = _get(api, f"{_CRD_PATH}/{name}") or {}
-    conditions = (crd.get("status") or {}).get("conditions") or []
-    return any(item.get("type") == "Established" and item.get("status") == "True" for item in conditions)
 
 
 def _answers_ok(url: str) -> bool:
@@ -373,12 +350,3 @@ def _tail(log_file: Path) -> str:
     except FileNotFoundError:
         return f"{log_file} not written"
     return f"last lines of {log_file}:\n" + "\n".join(lines)
-
-
-def _poll(ready: Callable[[], bool], deadline: float, message: str | Callable[[], str]) -> None:
-    """Poll ``ready`` until true; at ``deadline`` raise with ``message`` (a callable is called then, so a
-    log's tail in it is the latest)."""
-    while not ready():
-        if time.monotonic() >= deadline:
-            raise SandboxError(message if isinstance(message, str) else message())
-        time.sleep(_POLL_INTERVAL)
