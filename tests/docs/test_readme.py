@@ -155,3 +155,11 @@ def test_the_example_plugin_ships_tests_that_pass_where_it_is_installed(
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "2 passed" in result.stdout, result.stdout[-2000:]
+
+
+def test_the_engine_options_line_gives_their_real_defaults() -> None:
+    """README's "Engine options" line: the concurrency defaults it names are the options' own."""
+    from kibertas_async.engine import settings
+
+    for option in (settings.CONCURRENCY, settings.CLUSTER_CONCURRENCY):
+        assert f"`--{option.name} N` ({option.default})" in README, option.name
