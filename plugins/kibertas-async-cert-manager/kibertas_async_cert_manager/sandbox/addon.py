@@ -38,10 +38,7 @@ and no controller log line says a key did not match.
 from __future__ import annotations
 
 import functools
-import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -49,9 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from kibertas_async.sandbox.addons import CRD_PATH, AddonContext, crd_established, create_once, get_or_none, wait_until
-from kibertas_async.sandbox.build import cache_root
 from kibertas_async.sandbox.errors import SandboxError
-from kibertas_async.sandbox.gobuild import go_command
+from kibertas_async.sandbox.gobuild import go_command, module_directory
 from kibertas_async.sandbox.processes import ProcessSpec
 from kibertas_async_cert_manager.resources import CLUSTER_ISSUERS, is_ready
 
@@ -94,34 +90,7 @@ def crd_directory(version: str = CERT_MANAGER_VERSION) -> Path:
 
     :raises SandboxError: when ``go`` is missing or the download fails.
     """
-    module_cache = cache_root() / "go" / "mod"
-    directory = module_cache / f"{CERT_MANAGER_MODULE}@{version}" / "deploy" / "crds"
-    if directory.is_dir():
-        return directory
-    env = {
-        **os.environ,
-        "GOMODCACHE": str(module_cache),
-        "GOFLAGS": "-mod=mod",
-        "GOTOOLCHAIN": "local",
-        "GOWORK": "off",
-    }
-    go = shutil.which("go") or "/usr/local/go/bin/go"
-    module_cache.mkdir(parents=True, exist_ok=True)
-    try:
-        # Run outside any module: `go mod download module@version` then only fills the module cache.
-        completed = subprocess.run(
-            [go, "mod", "download", "-json", f"{CERT_MANAGER_MODULE}@{version}"],
-            env=env,
-            cwd=module_cache,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise SandboxError(f"cannot download {CERT_MANAGER_MODULE}@{version} for its CRDs: {error}") from None
-    if completed.returncode != 0:
-        raise SandboxError(f"go mod download {CERT_MANAGER_MODULE}@{version} failed: {completed.stderr.strip()[-500:]}")
-    return Path(json.loads(completed.stdout)["Dir"]) / "deploy" / "crds"
+    return module_directory(CERT_MANAGER_MODULE, version) / "deploy" / "crds"
 
 
 def build_controller(progress: Callable[[str], None] | None = None) -> Path:

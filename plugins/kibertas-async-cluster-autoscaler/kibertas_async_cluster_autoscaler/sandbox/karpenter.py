@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -32,9 +29,9 @@ from typing import Any
 
 from kibertas_async.sandbox.addons import CRD_PATH, AddonContext, crd_established, create_once, get_or_none, wait_until
 from kibertas_async.sandbox.api import ApiError, SandboxApi
-from kibertas_async.sandbox.build import cache_root
 from kibertas_async.sandbox.errors import SandboxError
-from kibertas_async.sandbox.gobuild import go_command, go_command_path
+from kibertas_async.sandbox.gobuild import TextEdit, go_command, go_command_path, patched_module, patched_module_path
+from kibertas_async.sandbox.gobuild import module_directory as go_module_directory
 from kibertas_async.sandbox.processes import ProcessSpec
 
 KARPENTER_MODULE = "sigs.k8s.io/karpenter"
@@ -147,44 +144,29 @@ def nodepool_manifest(name: str = NODEPOOL, cpu_limit: str = NODEPOOL_CPU_LIMIT)
 LOOPBACK_PATCH = "loopback-1"
 """Names our one change to Karpenter's source (bump it when the change changes: the build's cache key
 follows the replace line that names the patched copy)."""
-_BIND_ANY = 'fmt.Sprintf(":%d", options.FromContext(ctx).'
-_BIND_LOOPBACK = 'fmt.Sprintf("127.0.0.1:%d", options.FromContext(ctx).'
+LOOPBACK_EDITS = (
+    TextEdit(
+        "pkg/operator/operator.go",
+        'fmt.Sprintf(":%d", options.FromContext(ctx).',
+        'fmt.Sprintf("127.0.0.1:%d", options.FromContext(ctx).',
+        count=2,
+    ),
+)
+"""Karpenter's operator binds its metrics and health servers to ``:PORT``, every interface, and has no flag
+for the address; the sandbox must not listen beyond loopback."""
 
 
 def loopback_module(version: str = KARPENTER_VERSION) -> Path:
-    """A copy of Karpenter's module whose metrics and health servers listen on 127.0.0.1 only.
-
-    Karpenter's operator binds them to ``:PORT``, every interface, and has no flag for the address
-    (``pkg/operator/operator.go``); the sandbox must not listen beyond loopback. The copy, in the shared
-    cache beside the build wrappers, differs from the module in those two ``BindAddress`` lines only.
-    """
-    patched = _loopback_path(version)
-    done = patched / ".kibertas-async-patched"
-    if done.exists():
-        return patched
-    if patched.exists():
-        shutil.rmtree(patched)
-    shutil.copytree(module_directory(version), patched)
-    for path in patched.rglob("*"):  # the module cache's files are read-only
-        path.chmod(path.stat().st_mode | 0o200)
-    operator = patched / "pkg" / "operator" / "operator.go"
-    text = operator.read_text(encoding="utf-8")
-    if text.count(_BIND_ANY) != 2:
-        raise SandboxError(f"{operator}: expected the metrics and health BindAddress lines to patch; found others")
-    operator.write_text(text.replace(_BIND_ANY, _BIND_LOOPBACK), encoding="utf-8")
-    done.write_text(f"{LOOPBACK_PATCH}\n", encoding="utf-8")
-    return patched
-
-
-def _loopback_path(version: str) -> Path:
-    return cache_root() / "src" / f"karpenter-{version}-{LOOPBACK_PATCH}"
+    """A copy of Karpenter's module whose metrics and health servers listen on 127.0.0.1 only (the copy,
+    in the shared cache beside the build wrappers, differs from the module in those two lines only)."""
+    return patched_module(KARPENTER_MODULE, version, LOOPBACK_PATCH, LOOPBACK_EDITS)
 
 
 def build_karpenter(progress: Callable[[str], None] | None = None) -> Path:
     """Karpenter with the KWOK provider, built from the Go module proxy into the shared cache the first time
     (about 3 min with warm module and build caches on 2 cores; see the plugin's README for a cold build),
     from :func:`loopback_module`'s copy."""
-    replaces = [f"{KARPENTER_MODULE} => {_loopback_path(KARPENTER_VERSION)}"]
+    replaces = [f"{KARPENTER_MODULE} => {patched_module_path(KARPENTER_MODULE, KARPENTER_VERSION, LOOPBACK_PATCH)}"]
     built = go_command_path(BINARY_NAME, KARPENTER_VERSION, replaces=replaces)
     if built.exists():
         return built
@@ -199,28 +181,7 @@ def module_directory(version: str = KARPENTER_VERSION) -> Path:
 
     :raises SandboxError: when ``go`` is missing or the download fails.
     """
-    module_cache = cache_root() / "go" / "mod"
-    directory = module_cache / f"{KARPENTER_MODULE}@{version}"
-    if directory.is_dir():
-        return directory
-    go = shutil.which("go") or "/usr/local/go/bin/go"
-    env = {**os.environ, "GOMODCACHE": str(module_cache), "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
-    module_cache.mkdir(parents=True, exist_ok=True)
-    try:
-        # Outside any module, `go mod download module@version` only fills the module cache.
-        completed = subprocess.run(
-            [go, "mod", "download", "-json", f"{KARPENTER_MODULE}@{version}"],
-            env={**env, "GOWORK": "off"},
-            cwd=module_cache,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise SandboxError(f"cannot download {KARPENTER_MODULE}@{version} for its CRDs: {error}") from None
-    if completed.returncode != 0:
-        raise SandboxError(f"go mod download {KARPENTER_MODULE}@{version} failed: {completed.stderr.strip()[-500:]}")
-    return Path(json.loads(completed.stdout)["Dir"])
+    return go_module_directory(KARPENTER_MODULE, version)
 
 
 def load_crds(version: str = KARPENTER_VERSION) -> list[dict[str, Any]]:
