@@ -212,7 +212,7 @@ def patched_module(module: str, version: str, patch_name: str, edits: Sequence[T
         if patched.exists():
             shutil.rmtree(patched)
         shutil.copytree(original, patched)
-        for path in patched.rglob("*"):  # the module cache's files are read-only
+        for path in (patched, *patched.rglob("*")):  # the module cache's files and directories are read-only
             if not path.is_symlink():
                 path.chmod(path.stat().st_mode | 0o200)
         for edit in edits:

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from kibertas_async.sandbox.gobuild import go_command, go_command_path
+from kibertas_async.sandbox.errors import SandboxError
+from kibertas_async.sandbox.gobuild import (
+    TextEdit,
+    go_command,
+    go_command_path,
+    module_replaces,
+    patched_module,
+    patched_module_path,
+)
 from tests.sandbox.test_build import FAKE_GO
 
 MAIN_GO = 'package main\n\nimport _ "example.com/tool/pkg/lib"\n\nfunc main() {}\n'
@@ -66,3 +74,59 @@ def test_own_sources_are_built_against_the_module_and_keyed_by_their_digest(go_c
     assert len(_builds(go_calls)) == 1
     edited = go_command("tool", "example.com/tool", "v1.2.3", ".", sources={"main.go": MAIN_GO + "// edited\n"})
     assert edited != path and len(_builds(go_calls)) == 2
+
+
+GO_MOD = """module example.com/Tool/v2
+
+go 1.24
+
+require k8s.io/api v0.31.0
+
+replace (
+	k8s.io/api => k8s.io/api v0.31.0 // the same version everywhere
+	example.com/local => ./staging/local
+)
+
+replace github.com/old/dns v1.1.41 => github.com/old/dns v1.1.34
+replace example.com/other => ../other
+"""
+
+
+def _cached_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``example.com/Tool/v2@v2.0.0`` already in the module cache (so no ``go`` is run), as go stores it."""
+    monkeypatch.setenv("KIBERTAS_ASYNC_CACHE", str(tmp_path / "cache"))
+    directory = tmp_path / "cache" / "go" / "mod" / "example.com" / "!tool" / "v2@v2.0.0"
+    (directory / "server").mkdir(parents=True)
+    (directory / "go.mod").write_text(GO_MOD)
+    (directory / "server" / "server.go").write_text('listen(fmt.Sprintf("0.0.0.0:%d", port))\n')
+    for path in (directory / "go.mod", directory / "server" / "server.go"):
+        path.chmod(0o444)  # the module cache's files are read-only
+    return directory
+
+
+def test_module_replaces_are_its_go_mods_version_replaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cached_module(tmp_path, monkeypatch)
+    assert module_replaces("example.com/Tool/v2", "v2.0.0") == [
+        "k8s.io/api => k8s.io/api v0.31.0",
+        "github.com/old/dns v1.1.41 => github.com/old/dns v1.1.34",
+    ]
+
+
+def test_a_patched_module_differs_in_its_edits_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = _cached_module(tmp_path, monkeypatch)
+    edit = TextEdit("server/server.go", '"0.0.0.0:%d"', '"127.0.0.1:%d"')
+    patched = patched_module("example.com/Tool/v2", "v2.0.0", "loopback-1", [edit])
+    assert patched == patched_module_path("example.com/Tool/v2", "v2.0.0", "loopback-1")
+    assert (patched / "server" / "server.go").read_text() == 'listen(fmt.Sprintf("127.0.0.1:%d", port))\n'
+    assert (patched / "go.mod").read_text() == (original / "go.mod").read_text()
+    assert (original / "server" / "server.go").read_text().count("0.0.0.0") == 1
+    # Made once: a second call finds the copy, even with edits that would no longer apply.
+    assert patched_module("example.com/Tool/v2", "v2.0.0", "loopback-1", [TextEdit("go.mod", "gone", "x")]) == patched
+
+
+def test_an_edit_whose_text_moved_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cached_module(tmp_path, monkeypatch)
+    twice = TextEdit("server/server.go", "0.0.0.0", "127.0.0.1", count=2)
+    with pytest.raises(SandboxError, match=r"server/server.go: expected 2 of '0.0.0.0' to patch, found 1"):
+        patched_module("example.com/Tool/v2", "v2.0.0", "loopback-2", [twice])
+    assert not (patched_module_path("example.com/Tool/v2", "v2.0.0", "loopback-2") / ".kibertas-async-patched").exists()
