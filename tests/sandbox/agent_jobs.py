@@ -109,3 +109,31 @@ def json_events(log: str) -> list[dict[str, Any]]:
     import json
 
     return [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+
+
+SHARDED_OVERLAY = REPO / "deploy" / "overlays" / "sharded"
+
+
+@contextmanager
+def sandbox_with_agents(state_dir: Path, clusters: Sequence[str], addons: Sequence[SandboxAddon]) -> Iterator[Sandbox]:
+    """:func:`sandbox_with_agent` for several clusters: each gets every one of ``addons`` (the node agent
+    among them), all stopped afterwards; the prerequisites checked first."""
+    require_agent_prerequisites()
+    config = SandboxConfig(
+        cluster_names=tuple(clusters), state_dir=state_dir, kubeconfig=state_dir / "kubeconfig", addons=tuple(addons)
+    )
+    started = Sandbox.start(config, die_with_parent=True)
+    atexit.register(started.down)
+    try:
+        yield started
+    finally:
+        started.down()
+        atexit.unregister(started.down)
+
+
+def render_sharded(sandbox: Sandbox, cluster: SandboxCluster) -> list[dict[str, Any]]:
+    """``deploy/overlays/sharded`` rendered by the sandbox's kubectl (``kubectl kustomize``)."""
+    assert SHARDED_OVERLAY.is_dir(), f"{SHARDED_OVERLAY} is part of the repository; without it nothing is proven"
+    kubectl = [str(sandbox.binaries.kubectl), f"--kubeconfig={cluster.kubeconfig}"]
+    rendered = subprocess.run([*kubectl, "kustomize", str(SHARDED_OVERLAY)], capture_output=True, text=True, check=True)
+    return [document for document in yaml.safe_load_all(rendered.stdout) if document]

@@ -21,10 +21,10 @@ import pytest
 
 import kibertas_async
 from kibertas_async.kube import KubeClient, KubeObject
-from kibertas_async.kube.resources import NAMESPACES, NODES, PODS, SECRETS, SERVICEACCOUNTS
+from kibertas_async.kube.resources import CONFIGMAPS, NAMESPACES, NODES, PODS, SECRETS, SERVICEACCOUNTS
 from kibertas_async.sandbox.addons.kwok import KWOK_NODE_ANNOTATION, KwokAddon, NodeShape
 from kibertas_async.sandbox.nodeagent import NODE_AGENT_LABEL, NODE_AGENT_TAINT, NodeAgentAddon, node_name, pod_log_path
-from kibertas_async.sandbox.nodeagent.agent import LEASES
+from kibertas_async.sandbox.nodeagent.agent import LEASES, expand_references
 from kibertas_async.sandbox.nodeagent.podman import AGENT_DIR_LABEL, container_name
 from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
 from kibertas_async.testing import api_client
@@ -335,6 +335,52 @@ async def test_the_argocd_postsync_job_runs_in_our_image_as_its_service_account(
     assert finished_checks == {"configmap-roundtrip": "passed"}, log
     assert "OK: 1 passed" in log, log
     print(f"kubectl apply to Job Complete: {elapsed:.1f}s")
+
+
+@pytest.mark.parametrize(
+    ("text", "expanded"),
+    [
+        ("$(S3)", "s3://bucket/prefix/"),
+        ("--source=$(S3)x", "--source=s3://bucket/prefix/x"),
+        ("$(S3)$(INDEX)", "s3://bucket/prefix/2"),
+        ("$(UNDEFINED)", "$(UNDEFINED)"),
+        ("$$(S3)", "$(S3)"),
+        ("$$$(INDEX)", "$2"),
+        ("cost $5 $", "cost $5 $"),
+        ("$(S3", "$(S3"),
+        ("$()", "$()"),
+        ("", ""),
+    ],
+)
+def test_var_references_expand_as_a_kubelet_expands_them(text: str, expanded: str) -> None:
+    assert expand_references(text, {"S3": "s3://bucket/prefix/", "INDEX": "2"}) == expanded
+
+
+async def test_var_references_in_args_and_env_reach_the_container_expanded(
+    cluster: SandboxCluster, kube: KubeClient, namespace: str, work_dir: Path
+) -> None:
+    """The merge Job's ``args: [..., $(KIBERTAS_ASYNC_REPORT_S3), ...]`` need this; a value from a
+    ConfigMap, a later ``env`` value built from an earlier one, ``$$`` and an undefined name."""
+    configmap = {"metadata": {"name": "where"}, "data": {"prefix": "s3://reports/run/"}}
+    await kube.create(CONFIGMAPS, configmap, namespace)
+    env = [
+        {"name": "PREFIX", "valueFrom": {"configMapKeyRef": {"name": "where", "key": "prefix"}}},
+        {"name": "REPORT", "value": "$(PREFIX)shard-1.json"},
+    ]
+    script = "import os, sys; print('args=' + '|'.join(sys.argv[1:])); print('env=' + os.environ['REPORT'])"
+    container = {
+        "command": ["python3", "-c", script],
+        "args": ["$(PREFIX)", "$(REPORT)", "$$(PREFIX)", "$(UNDEFINED)"],
+        "env": env,
+    }
+    spec = agent_pod_spec(cluster, container)
+    await kube.create(PODS, {"metadata": {"name": "expand"}, "spec": spec}, namespace)
+
+    pod = await wait_for_phase(kube, namespace, "expand", "Succeeded", "Failed")
+    log = pod_log_path(work_dir, namespace, "expand", "main").read_text()
+    assert pod["status"]["phase"] == "Succeeded", log
+    assert "args=s3://reports/run/|s3://reports/run/shard-1.json|$(PREFIX)|$(UNDEFINED)" in log, log
+    assert "env=s3://reports/run/shard-1.json" in log, log
 
 
 async def test_sandbox_down_stops_and_removes_every_container_of_the_agent(

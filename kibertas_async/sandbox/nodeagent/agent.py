@@ -5,8 +5,9 @@ for it land there), renews the Node's Lease, follows the Pods with ``spec.nodeNa
 :class:`~kibertas_async.kube.Informer`, and for each one creates and starts one podman container per
 container of the Pod, then reports Pending → Running → Succeeded/Failed (with exit codes) through
 ``pods/status``. A Pod being deleted has its containers stopped (SIGTERM, SIGKILL after its grace
-period), removed, and is then deleted with grace 0. Not done: init containers, restarts (every
-``restartPolicy`` acts as ``Never``), probes, resource limits, ``$(VAR)`` expansion, token refresh.
+period), removed, and is then deleted with grace 0. ``$(VAR)`` references in ``command``, ``args`` and
+``env`` values are expanded as a kubelet expands them (:func:`expand_references`). Not done: init
+containers, restarts (every ``restartPolicy`` acts as ``Never``), probes, resource limits, token refresh.
 """
 
 from __future__ import annotations
@@ -309,7 +310,16 @@ class PodWorker:
                 read_only = volume.read_only or bool(mount.get("readOnly"))
                 mounts.append(Mount(str(mount["mountPath"]), volume.source, read_only))
         labels = {AGENT_DIR_LABEL: str(self.agent.work_dir), POD_UID_LABEL: self.uid}
-        argv = create_argv(self.agent.podman, podman_name, self.pod, container, sorted(env), mounts, labels)
+        # As a kubelet: $(VAR) in command and args is the container's variable (the merge Job's S3 prefix).
+        expanded = {
+            **container,
+            **{
+                key: [expand_references(str(arg), env) for arg in container[key]]
+                for key in ("command", "args")
+                if container.get(key) is not None
+            },
+        }
+        argv = create_argv(self.agent.podman, podman_name, self.pod, expanded, sorted(env), mounts, labels)
         self.agent.containers.add(podman_name)
         status, out, err = await self.agent.podman_run(*argv[1:], env=env)
         if status != 0:
@@ -393,7 +403,7 @@ class PodWorker:
             name = str(variable["name"])
             source = variable.get("valueFrom")
             if source is None:
-                env[name] = str(variable.get("value", ""))
+                env[name] = expand_references(str(variable.get("value", "")), env)
                 continue
             if field := source.get("fieldRef"):
                 env[name] = self._field(str(field["fieldPath"]))
@@ -565,6 +575,34 @@ class PodWorker:
             except KubeApiError as error:
                 if error.status != 404:
                     raise
+
+
+def expand_references(text: str, variables: Mapping[str, str]) -> str:
+    """Kubernetes' ``$(VAR)`` expansion: the value of ``VAR`` if it is defined, else ``$(VAR)`` unchanged;
+    ``$$`` is one ``$``; any other ``$`` (an unclosed ``$(`` too) stays as it is.
+
+    A kubelet applies it to ``command`` and ``args`` with the container's whole environment, and to each
+    ``env`` value with the variables defined before it (never to ``valueFrom`` values).
+    """
+    out: list[str] = []
+    position = 0
+    while position < len(text):
+        char = text[position]
+        following = text[position + 1 : position + 2]
+        if char == "$" and following == "$":
+            out.append("$")
+            position += 2
+            continue
+        if char == "$" and following == "(":
+            end = text.find(")", position + 2)
+            if end != -1:
+                name = text[position + 2 : end]
+                out.append(variables[name] if name in variables else text[position : end + 1])
+                position = end + 1
+                continue
+        out.append(char)
+        position += 1
+    return "".join(out)
 
 
 def _terminated(code: int, reason: str, message: str | None, started: str) -> KubeObject:
