@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kibertas_async.sandbox.addons.discovery import default_addons
+from kibertas_async.sandbox.addons.discovery import default_addons, optional_addons
+from kibertas_async.sandbox.argocd import ARGOCD_VERSION
 from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION, ETCD_VERSION, KWOK_VERSION
 from kibertas_async.testing import ci_requires_sandbox
 from kibertas_async_cert_manager.sandbox.addon import (
@@ -37,6 +38,8 @@ ROW_OF_ADDON = {
     "karpenter": "Karpenter",
     "datadog": "Datadog metrics API (datadog-agent)",
     "fluent": "fluentd (fluent)",
+    "node-agent": "node agent (opt-in: `sandbox up --addons ...,node-agent`)",
+    "argocd": "Argo CD (opt-in: `sandbox up --addons ...,argocd`)",
 }
 
 
@@ -59,7 +62,7 @@ def test_readme_and_docs_show_the_same_table() -> None:
 
 
 def test_every_add_on_the_sandbox_starts_has_a_row() -> None:
-    names = [addon.name for addon in default_addons()]
+    names = [addon.name for addon in (*default_addons(), *optional_addons())]
     assert set(names) <= set(ROW_OF_ADDON), f"add a row for {sorted(set(names) - set(ROW_OF_ADDON))}"
     for name in names:
         assert ROW_OF_ADDON[name] in README, name
@@ -76,6 +79,7 @@ def test_the_versions_are_the_ones_the_code_builds() -> None:
         "cert-manager CRDs": CERT_MANAGER_VERSION,
         "cert-manager controller": CONTROLLER_VERSION,
         "Karpenter": KARPENTER_VERSION,
+        "Argo CD (opt-in: `sandbox up --addons ...,argocd`)": ARGOCD_VERSION,
         "helm": helm.group(1),
     }
     for row, version in expected.items():

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from kibertas_async.errors import UsageError
-from kibertas_async.sandbox.addons.discovery import select_addons
+from kibertas_async.sandbox.addons.discovery import default_addons, select_addons
 from kibertas_async.sandbox.addons.kwok import KwokAddon, NodeShape
 from kibertas_async.sandbox.errors import SandboxError
 from kibertas_async.sandbox.runner import Sandbox, SandboxConfig
@@ -88,9 +88,16 @@ def test_add_ons_are_chosen_by_name_or_given_as_objects(sandbox_factory: Sandbox
 
 
 def test_an_unknown_add_on_name_lists_the_installed_ones() -> None:
-    with pytest.raises(UsageError, match="no sandbox add-on called kwk, nope; the installed ones are kwok"):
+    listed = r"the installed ones are kwok, .*karpenter.* \(and, only when named, node-agent, argocd\)"
+    with pytest.raises(UsageError, match=f"no sandbox add-on called kwk, nope; {listed}"):
         select_addons(["kwok", "kwk", "nope"])
     assert [addon.name for addon in select_addons(["kwok", "kwok"])] == ["kwok"]
+
+
+def test_the_optional_add_ons_start_only_when_named_and_after_the_defaults() -> None:
+    assert {"node-agent", "argocd"}.isdisjoint(addon.name for addon in default_addons())
+    chosen = [addon.name for addon in select_addons(["argocd", "node-agent", "kwok"])]
+    assert chosen == ["kwok", "node-agent", "argocd"]
 
 
 @pytest.mark.parametrize(

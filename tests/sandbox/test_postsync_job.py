@@ -1,4 +1,5 @@
-"""The PostSync Job of ``deploy/`` running every built-in check, in our image, inside a sandbox cluster.
+"""The PostSync Job of ``deploy/`` running every built-in check, in our image, inside a sandbox cluster,
+applied as Argo CD creates the hook and, at the end, created by the real Argo CD itself.
 
 One sandbox cluster of its own (module scope) with every default add-on (kwok nodes, external-dns and
 BIND9, cert-manager, the autoscaler stand-in and the real Karpenter, the Datadog stand-in and its agent
@@ -7,10 +8,17 @@ node runs the Job's pod with podman. The overlay is applied as Argo CD would cre
 where this sandbox differs from a cluster of yours: the pod goes to the agent's node, the ConfigMap holds
 the sandbox's (non-secret) settings, the Secret its fake keys, and AWS keys come from the Secret (no IRSA
 here). The Chatwork message goes to the Chatwork stand-in, on loopback like everything else.
+
+The last tests run the same documents through Argo CD (the sandbox's ``argocd`` add-on: its application
+controller and repo server, built from Argo CD's module): they are committed to the add-on's git
+repository, an Application points at them, a sync is asked for as ``argocd app sync`` does, and Argo CD
+applies them, creates the PostSync hook Job after the sync, and records the hook's outcome in the
+Application's ``status.operationState``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 import time
@@ -23,8 +31,17 @@ import yaml
 
 from kibertas_async.cleanup.sweep import discover_resources, find_labelled
 from kibertas_async.kube import KubeClient, KubeObject
-from kibertas_async.kube.resources import DAEMONSETS, NAMESPACES, NODES, PODS
+from kibertas_async.kube.resources import DAEMONSETS, NAMESPACES, NODES, PODS, Resource
 from kibertas_async.sandbox.addons.discovery import RUN_CONFIG_NAME, default_addons
+from kibertas_async.sandbox.argocd import (
+    ARGOCD_NAMESPACE,
+    ArgoCdAddon,
+    GitRepository,
+    application_manifest,
+    commit_manifests,
+    repository_in,
+    sync_operation,
+)
 from kibertas_async.sandbox.nodeagent import NodeAgentAddon, node_name, pod_log_path
 from kibertas_async.sandbox.runner import Sandbox, SandboxCluster
 from kibertas_async.testing import api_client
@@ -39,6 +56,7 @@ from tests.sandbox.agent_jobs import (
     sandbox_with_agent,
     the_one,
 )
+from tests.sandbox.test_network import listening_addresses
 
 pytestmark = [pytest.mark.anyio, pytest.mark.sandbox]
 
@@ -54,12 +72,16 @@ AWS_KEYS = {"aws-access-key-id": "AWS_ACCESS_KEY_ID", "aws-secret-access-key": "
 # Guards against hanging forever, not performance assertions.
 JOB_LIMIT = 300.0
 GONE_LIMIT = 120.0
+APPLICATIONS = Resource("argoproj.io", "v1alpha1", "applications", "Application")
+APPLICATION = "kibertas-async"
+OPERATION_ENDED = {"Succeeded", "Failed", "Error"}
 
 
 @pytest.fixture(scope="module")
 def job_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     state_dir = tmp_path_factory.mktemp("postsync-sandbox")
-    with sandbox_with_agent(state_dir, CLUSTER, (*default_addons(), NodeAgentAddon())) as started:
+    addons = (*default_addons(), NodeAgentAddon(), ArgoCdAddon())
+    with sandbox_with_agent(state_dir, CLUSTER, addons) as started:
         yield started
 
 
@@ -318,3 +340,129 @@ async def test_deleting_the_job_mid_run_still_leaves_nothing_behind(
     assert cleaned, log
     [message] = chatwork.messages
     assert "SIGTERM" in message.body, message.body
+
+
+def repository(cluster: SandboxCluster) -> GitRepository:
+    return repository_in(cluster.directory / "addons" / ArgoCdAddon.name)
+
+
+async def sync_through_argo_cd(
+    kube: KubeClient, cluster: SandboxCluster, documents: list[dict[str, Any]], message: str
+) -> tuple[str, KubeObject]:
+    """Commit ``documents`` as the repository's ``postsync/`` and have Argo CD sync the Application to that
+    commit; return the commit and the Application once the operation has ended."""
+    revision = commit_manifests(
+        repository(cluster), {"postsync/kibertas-async.yaml": yaml.safe_dump_all(documents, sort_keys=True)}, message
+    )
+    if await kube.get(APPLICATIONS, APPLICATION, ARGOCD_NAMESPACE) is None:
+        manifest = application_manifest(APPLICATION, repository(cluster), path="postsync", namespace=NAMESPACE)
+        await kube.create(APPLICATIONS, manifest, ARGOCD_NAMESPACE)
+    await kube.patch(APPLICATIONS, APPLICATION, sync_operation(revision), ARGOCD_NAMESPACE)
+
+    def ended_at_revision(app: KubeObject | None) -> bool:
+        state = (app or {}).get("status", {}).get("operationState") or {}
+        synced_to = (state.get("operation") or {}).get("sync", {}).get("revision")
+        return synced_to == revision and state.get("phase") in OPERATION_ENDED
+
+    with anyio.fail_after(JOB_LIMIT):
+        app = await kube.wait_for(APPLICATIONS, APPLICATION, ARGOCD_NAMESPACE, ended_at_revision)
+    assert app is not None
+    return revision, app
+
+
+def hook_results(app: KubeObject) -> list[dict[str, Any]]:
+    """The operation's hook resources (``syncResult.resources`` with a ``hookType``)."""
+    resources = app["status"]["operationState"].get("syncResult", {}).get("resources") or []
+    return [resource for resource in resources if resource.get("hookType")]
+
+
+def agent_logs(cluster: SandboxCluster, job_name: str) -> str:
+    """The container output of the Job's pods on the agent's node (the pods may be gone: Argo CD deletes a
+    hook Job that succeeded)."""
+    logs = cluster.directory / "addons" / NodeAgentAddon.name / "logs"
+    return "".join(path.read_text() for path in sorted(logs.glob(f"{NAMESPACE}_{job_name}-?????_kibertas-async.log")))
+
+
+def test_argo_cd_and_its_redis_and_git_daemon_listen_on_loopback_only(cluster: SandboxCluster) -> None:
+    """Argo CD's controller binds its metrics server to 0.0.0.0 unless built from our patched copy."""
+    names = ("redis", "git-daemon", "argocd-repo-server", "argocd-application-controller")
+    pids = [pid for name in names if (pid := cluster.processes[name].pid) is not None]
+    assert len(pids) == len(names)
+    addresses = [address for found in listening_addresses(pids).values() for address in found]
+    assert len(addresses) >= 5, addresses  # redis, git, the repo server and its metrics, the controller's metrics
+    for address in addresses:
+        ip = ipaddress.ip_address(address.rpartition(":")[0])
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+        assert (mapped or ip).is_loopback, f"an Argo CD process listens on {address}"
+
+
+async def test_argo_cd_syncs_the_overlay_and_its_postsync_hook_job_passes(
+    job_sandbox: Sandbox, cluster: SandboxCluster, kube: KubeClient, chatwork: ChatworkStandin
+) -> None:
+    """The Job Argo CD creates runs on the agent's node, passes every check, posts OK, and Argo CD records
+    the hook Succeeded and then deletes the Job (its ``HookSucceeded`` policy)."""
+    run_id = f"argocd-{secrets.token_hex(3)}"
+    job_name = "kibertas-async-argocd"
+    documents = postsync_documents(job_sandbox, cluster, chatwork, job_name=job_name, run_id=run_id)
+    assert the_one(documents, "Job")["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PostSync"
+
+    revision, app = await sync_through_argo_cd(kube, cluster, documents, "the PostSync overlay")
+    log = agent_logs(cluster, job_name)
+    state = app["status"]["operationState"]
+
+    assert state["phase"] == "Succeeded", (state, log)
+    assert state["syncResult"]["revision"] == revision
+    [hook] = hook_results(app)
+    assert (hook["kind"], hook["name"], hook["hookType"], hook["hookPhase"]) == (
+        "Job",
+        job_name,
+        "PostSync",
+        "Succeeded",
+    )
+    events = json_events(log)
+    finished = {e["check"]: e["outcome"] for e in events if e.get("event") == "check.finished"}
+    assert finished == dict.fromkeys(BUILT_IN_CHECKS, "passed"), log
+    [message] = chatwork.messages
+    assert message.body.startswith("[info][title]kibertas-async OK"), message.body
+
+    def gone(job: KubeObject | None) -> bool:
+        return job is None
+
+    with anyio.fail_after(GONE_LIMIT):
+        await kube.wait_for(JOBS, job_name, NAMESPACE, gone)
+    assert await left_by(kube, run_id) == []
+
+
+async def test_argo_cd_marks_the_sync_failed_when_the_hook_job_finds_a_broken_add_on(
+    job_sandbox: Sandbox, cluster: SandboxCluster, kube: KubeClient, chatwork: ChatworkStandin
+) -> None:
+    """The same, with the datadog-agent DaemonSet running no pod: the hook Job fails, so the sync does, and
+    the failed Job stays for its logs."""
+    broken = {"spec": {"template": {"spec": {"nodeSelector": {"kibertas-async.io/no-such-node": "x"}}}}}
+    await kube.patch(DAEMONSETS, "datadog-agent", broken, "datadog")
+    job_name = "kibertas-async-argocd-broken"
+    run_id = f"argocd-{secrets.token_hex(3)}"
+    try:
+        await agent_pods(kube, running=0)
+        documents = postsync_documents(
+            job_sandbox, cluster, chatwork, job_name=job_name, run_id=run_id, **{"datadog-wait-timeout": "10s"}
+        )
+        _revision, app = await sync_through_argo_cd(kube, cluster, documents, "datadog-agent broken")
+    finally:
+        restore = {"spec": {"template": {"spec": {"nodeSelector": None}}}}
+        await kube.patch(DAEMONSETS, "datadog-agent", restore, "datadog")
+        with anyio.fail_after(GONE_LIMIT):
+            await kube.wait_for(DAEMONSETS, "datadog-agent", "datadog", rolled_out)
+    log = agent_logs(cluster, job_name)
+    state = app["status"]["operationState"]
+
+    assert state["phase"] == "Failed", (state, log)
+    [hook] = hook_results(app)
+    assert (hook["kind"], hook["name"], hook["hookPhase"]) == ("Job", job_name, "Failed"), hook
+    job = await kube.get(JOBS, job_name, NAMESPACE)
+    assert job is not None and job_conditions(job).get("Failed") == "True"
+    finished = {e["check"]: e["outcome"] for e in json_events(log) if e.get("event") == "check.finished"}
+    assert finished.pop("datadog-agent") == "failed", log
+    [message] = chatwork.messages
+    assert "NG datadog-agent (" in message.body, message.body
+    assert await left_by(kube, run_id) == []

@@ -39,9 +39,19 @@ def default_addons() -> tuple[SandboxAddon, ...]:
     return (KwokAddon(), *plugin_addons())
 
 
+def optional_addons() -> tuple[SandboxAddon, ...]:
+    """The add-ons a sandbox starts only when asked (``--addons``): the node agent, which runs pods with
+    podman, and Argo CD (with Redis and a git daemon), which syncs Applications from a local repository."""
+    from kibertas_async.sandbox.argocd import ArgoCdAddon
+    from kibertas_async.sandbox.nodeagent import NodeAgentAddon
+
+    return (NodeAgentAddon(), ArgoCdAddon())
+
+
 def select_addons(names: Sequence[str]) -> tuple[SandboxAddon, ...]:
-    """The add-ons called ``names`` (``kwok`` and the names the installed plugins register), in the order
-    :func:`default_addons` has them, so one that needs another (external-dns after bind9) still follows it.
+    """The add-ons called ``names`` (``kwok``, the names the installed plugins register, and the optional
+    ``node-agent`` and ``argocd``), in the order :func:`default_addons` then :func:`optional_addons` have
+    them, so one that needs another (external-dns after bind9) still follows it.
 
     ``["kwok"]`` alone loads no plugin: a control plane with nodes and nothing else starts in seconds.
 
@@ -50,11 +60,15 @@ def select_addons(names: Sequence[str]) -> tuple[SandboxAddon, ...]:
     from kibertas_async.errors import UsageError
 
     wanted = list(dict.fromkeys(names))
-    available = (KwokAddon(),) if set(wanted) <= {KwokAddon.name} else default_addons()
+    available = (KwokAddon(),) if set(wanted) <= {KwokAddon.name} else (*default_addons(), *optional_addons())
     unknown = [name for name in wanted if name not in {addon.name for addon in available}]
     if unknown:
         known = ", ".join(addon.name for addon in default_addons())
-        raise UsageError(f"no sandbox add-on called {', '.join(unknown)}; the installed ones are {known}")
+        optional = ", ".join(addon.name for addon in optional_addons())
+        raise UsageError(
+            f"no sandbox add-on called {', '.join(unknown)}; the installed ones are {known} (and, only when "
+            f"named, {optional})"
+        )
     return tuple(addon for addon in available if addon.name in wanted)
 
 
