@@ -58,17 +58,8 @@ def require_agent_prerequisites() -> None:
 def sandbox_with_agent(state_dir: Path, cluster: str, addons: Sequence[SandboxAddon]) -> Iterator[Sandbox]:
     """A one-cluster sandbox with ``addons`` (the node agent among them), stopped afterwards; the
     prerequisites (binaries, podman, the image) checked first."""
-    require_agent_prerequisites()
-    config = SandboxConfig(
-        cluster_names=(cluster,), state_dir=state_dir, kubeconfig=state_dir / "kubeconfig", addons=tuple(addons)
-    )
-    started = Sandbox.start(config, die_with_parent=True)
-    atexit.register(started.down)
-    try:
+    with sandbox_with_agents(state_dir, (cluster,), addons) as started:
         yield started
-    finally:
-        started.down()
-        atexit.unregister(started.down)
 
 
 def render_postsync(sandbox: Sandbox, cluster: SandboxCluster) -> list[dict[str, Any]]:

@@ -12,7 +12,10 @@ kwok, which gives every cluster its nodes, is the first add-on.
 
 from __future__ import annotations
 
+import functools
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +30,13 @@ __all__ = [
     "AddonContext",
     "PreparedAddon",
     "SandboxAddon",
+    "answers_http_ok",
     "crd_established",
     "create_once",
+    "created_when_served",
     "get_or_none",
+    "install_crds",
+    "log_tail",
     "wait_until",
 ]
 
@@ -141,3 +148,48 @@ def wait_until(ready: Callable[[], object], deadline: float, message: str | Call
         if time.monotonic() >= deadline:
             raise SandboxError(message if isinstance(message, str) else message())
         time.sleep(POLL_INTERVAL)
+
+
+def install_crds(context: AddonContext, crds: Sequence[dict[str, Any]], timeout: float) -> None:
+    """Create ``crds`` (each unless there already) and wait until every one is Established.
+
+    :raises SandboxError: when one is refused, or not Established within ``timeout`` seconds.
+    """
+    for crd in crds:
+        create_once(context.api, CRD_PATH, crd, context.cluster_name)
+    deadline = time.monotonic() + timeout
+    for crd in crds:
+        name = crd["metadata"]["name"]
+        wait_until(
+            functools.partial(crd_established, context.api, name),
+            deadline,
+            f"{context.cluster_name}: CRD {name} not Established after {timeout:.0f}s",
+        )
+
+
+def created_when_served(api: SandboxApi, path: str, manifest: dict[str, Any]) -> bool:
+    """POST ``manifest``; whether it is there now (created, or 409). For :func:`wait_until`: the API server
+    serves a new CRD's paths a moment after Established, so the first tries may be refused."""
+    try:
+        api.create(path, manifest)
+    except ApiError as error:
+        return error.status == 409
+    return True
+
+
+def answers_http_ok(url: str) -> bool:
+    """Whether ``url`` (a local health endpoint) answers 200 within 2 s."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def log_tail(log_file: Path, lines: int = 15) -> str:
+    """``last lines of <log>:`` and its last ``lines`` lines, for an add-on's not-ready message."""
+    try:
+        tail = log_file.read_text(errors="replace").splitlines()[-lines:]
+    except FileNotFoundError:
+        return f"{log_file} not written"
+    return f"last lines of {log_file}:\n" + "\n".join(tail)

@@ -30,14 +30,20 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kibertas_async.sandbox.addons import CRD_PATH, AddonContext, crd_established, create_once, wait_until
+from kibertas_async.sandbox.addons import (
+    AddonContext,
+    answers_http_ok,
+    create_once,
+    created_when_served,
+    install_crds,
+    log_tail,
+    wait_until,
+)
 from kibertas_async.sandbox.errors import SandboxError
 from kibertas_async.sandbox.gobuild import (
     TextEdit,
@@ -95,7 +101,6 @@ _CRD_FILES = ("application-crd.yaml", "appproject-crd.yaml")
 _PART_OF = {"app.kubernetes.io/part-of": "argocd"}
 """Argo CD reads its ConfigMap and Secret only when they carry this label."""
 _READY_TIMEOUT = 90.0
-_LOG_TAIL_LINES = 15
 _SOCKET_PATH_LIMIT = 100
 """A Unix socket path longer than about 107 bytes cannot be bound."""
 
@@ -363,7 +368,7 @@ class ArgoCdAddon:
             )
         health = f"http://127.0.0.1:{ports.controller_metrics}/healthz"
         wait_until(
-            functools.partial(_answers_ok, health),
+            functools.partial(answers_http_ok, health),
             deadline,
             functools.partial(
                 _not_ready,
@@ -381,17 +386,8 @@ class ArgoCdAddon:
             shutil.rmtree(socket_dir, ignore_errors=True)
 
     def _install(self, context: AddonContext) -> None:
-        crds = load_crds()
-        for crd in crds:
-            create_once(context.api, CRD_PATH, crd, context.cluster_name)
+        install_crds(context, load_crds(), _READY_TIMEOUT)
         deadline = time.monotonic() + _READY_TIMEOUT
-        for crd in crds:
-            name = crd["metadata"]["name"]
-            wait_until(
-                functools.partial(crd_established, context.api, name),
-                deadline,
-                f"{context.cluster_name}: CRD {name} not Established after {_READY_TIMEOUT:.0f}s",
-            )
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ARGOCD_NAMESPACE}}
         create_once(context.api, "/api/v1/namespaces", namespace, context.cluster_name)
         for path, manifest in _settings():
@@ -399,7 +395,7 @@ class ArgoCdAddon:
         project_path = f"/apis/argoproj.io/v1alpha1/namespaces/{ARGOCD_NAMESPACE}/appprojects"
         # The API server serves a new CRD's paths a moment after Established: retry until it takes it.
         wait_until(
-            functools.partial(_created, context, project_path, _default_project()),
+            functools.partial(created_when_served, context.api, project_path, _default_project()),
             deadline,
             f"{context.cluster_name}: could not create the AppProject default within {_READY_TIMEOUT:.0f}s",
         )
@@ -445,16 +441,6 @@ def _default_project() -> dict[str, Any]:
     }
 
 
-def _created(context: AddonContext, path: str, manifest: dict[str, Any]) -> bool:
-    from kibertas_async.sandbox.api import ApiError
-
-    try:
-        context.api.create(path, manifest)
-    except ApiError as error:
-        return error.status == 409
-    return True
-
-
 def _accepts(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
@@ -463,18 +449,5 @@ def _accepts(port: int) -> bool:
         return False
 
 
-def _answers_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False
-
-
 def _not_ready(context: AddonContext, what: str, timeout: float, log_file: Path) -> str:
-    try:
-        lines = log_file.read_text(errors="replace").splitlines()[-_LOG_TAIL_LINES:]
-        tail = f"last lines of {log_file}:\n" + "\n".join(lines)
-    except FileNotFoundError:
-        tail = f"{log_file} not written"
-    return f"{context.cluster_name}: {what} not ready after {timeout:.0f}s; {tail}"
+    return f"{context.cluster_name}: {what} not ready after {timeout:.0f}s; {log_tail(log_file)}"

@@ -20,15 +20,20 @@ from __future__ import annotations
 import functools
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kibertas_async.sandbox.addons import CRD_PATH, AddonContext, crd_established, create_once, get_or_none, wait_until
-from kibertas_async.sandbox.api import ApiError, SandboxApi
+from kibertas_async.sandbox.addons import (
+    AddonContext,
+    answers_http_ok,
+    created_when_served,
+    get_or_none,
+    install_crds,
+    log_tail,
+    wait_until,
+)
 from kibertas_async.sandbox.errors import SandboxError
 from kibertas_async.sandbox.gobuild import TextEdit, go_command, go_command_path, patched_module, patched_module_path
 from kibertas_async.sandbox.gobuild import module_directory as go_module_directory
@@ -56,7 +61,6 @@ _NODEPOOLS_PATH = "/apis/karpenter.sh/v1/nodepools"
 _NODECLASSES_PATH = f"/apis/{NODECLASS_GROUP}/v1alpha1/kwoknodeclasses"
 _CRDS_ESTABLISHED_TIMEOUT = 60.0
 _MINIMUM_READY_TIMEOUT = 60.0
-_LOG_TAIL_LINES = 15
 
 
 @dataclass(frozen=True)
@@ -221,17 +225,7 @@ class KarpenterAddon:
     def start(self, context: AddonContext) -> Sequence[ProcessSpec]:
         """Install the CRDs (served before Karpenter starts: its controllers watch those kinds), write the
         instance types and return the Karpenter process."""
-        crds = load_crds()
-        for crd in crds:
-            create_once(context.api, CRD_PATH, crd, context.cluster_name)
-        deadline = time.monotonic() + _CRDS_ESTABLISHED_TIMEOUT
-        for crd in crds:
-            name = crd["metadata"]["name"]
-            wait_until(
-                functools.partial(crd_established, context.api, name),
-                deadline,
-                f"{context.cluster_name}: CRD {name} not Established after {_CRDS_ESTABLISHED_TIMEOUT:.0f}s",
-            )
+        install_crds(context, load_crds(), _CRDS_ESTABLISHED_TIMEOUT)
         instance_types = context.work_dir / "instance-types.json"
         instance_types.write_text(json.dumps(instance_types_document(), indent=2), encoding="utf-8")
         health_port = self._health_ports[context.cluster_name] = context.allocate_port()
@@ -259,21 +253,23 @@ class KarpenterAddon:
         for path, manifest in ((_NODECLASSES_PATH, nodeclass_manifest()), (_NODEPOOLS_PATH, nodepool_manifest())):
             # The API server serves a new CRD's paths a moment after Established: retry until it takes it.
             wait_until(
-                functools.partial(_created, context.api, path, manifest),
+                functools.partial(created_when_served, context.api, path, manifest),
                 deadline,
                 f"{context.cluster_name}: could not create {manifest['kind']} {manifest['metadata']['name']} "
                 f"within {timeout:.0f}s",
             )
         health = f"http://127.0.0.1:{self._health_ports[context.cluster_name]}/readyz"
         wait_until(
-            lambda: _answers_ok(health),
+            lambda: answers_http_ok(health),
             deadline,
-            lambda: f"{context.cluster_name}: Karpenter not ready ({health}) after {timeout:.0f}s; {_tail(log_file)}",
+            lambda: (
+                f"{context.cluster_name}: Karpenter not ready ({health}) after {timeout:.0f}s; {log_tail(log_file)}"
+            ),
         )
         wait_until(
             lambda: _ready(get_or_none(context.api, f"{_NODEPOOLS_PATH}/{NODEPOOL}")),
             deadline,
-            lambda: f"{context.cluster_name}: NodePool {NODEPOOL} not Ready after {timeout:.0f}s; {_tail(log_file)}",
+            lambda: f"{context.cluster_name}: NodePool {NODEPOOL} not Ready after {timeout:.0f}s; {log_tail(log_file)}",
         )
 
     def stop(self, context: AddonContext) -> None:
@@ -284,30 +280,6 @@ class KarpenterAddon:
         return {"karpenter-nodepool": NODEPOOL}
 
 
-def _created(api: SandboxApi, path: str, manifest: dict[str, Any]) -> bool:
-    try:
-        api.create(path, manifest)
-    except ApiError as error:
-        return error.status == 409
-    return True
-
-
 def _ready(obj: Mapping[str, Any] | None) -> bool:
     conditions = ((obj or {}).get("status") or {}).get("conditions") or []
     return any(item.get("type") == "Ready" and item.get("status") == "True" for item in conditions)
-
-
-def _answers_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-def _tail(log_file: Path) -> str:
-    try:
-        lines = log_file.read_text(errors="replace").splitlines()[-_LOG_TAIL_LINES:]
-    except FileNotFoundError:
-        return f"{log_file} not written"
-    return f"last lines of {log_file}:\n" + "\n".join(lines)
