@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kubernetes_asyncio.client import ApiClient, Configuration
+    from kubernetes_asyncio.client.configuration import Configuration as ClientConfiguration
 
 _PACKAGES = ("kubernetes_asyncio", "kubernetes_asyncio.client", "kubernetes_asyncio.client.models")
 
@@ -72,7 +73,8 @@ def load() -> tuple[type[Configuration], type[ApiClient], types.ModuleType]:
             if parent is not None:
                 setattr(parent, package.rsplit(".", 1)[1], module)
             parent = module
-    from kubernetes_asyncio.client import api_client, configuration
+    configuration = _import_configuration()
+    from kubernetes_asyncio.client import api_client
 
     client = sys.modules["kubernetes_asyncio.client"]
     if isinstance(client, _StandInPackage):
@@ -82,3 +84,80 @@ def load() -> tuple[type[Configuration], type[ApiClient], types.ModuleType]:
     from kubernetes_asyncio import config
 
     return configuration.Configuration, api_client.ApiClient, config
+
+
+class _ModuleOnFirstUse:
+    """Stands for a module in one other module's namespace; its first attribute read imports the real one."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+def _import_configuration() -> types.ModuleType:
+    """``kubernetes_asyncio.client.configuration``, without importing urllib3 for it.
+
+    The module does ``import urllib3`` (28 modules, ~45 ms of CPU) for one call, ``urllib3.util.make_headers``
+    in ``get_basic_auth_token`` (a kubeconfig user with a username and password); kubernetes_asyncio's
+    requests go through aiohttp. So while it is first imported, ``urllib3`` in ``sys.modules`` is a
+    placeholder, taken out again right after (whoever imports urllib3 later gets the real package), and the
+    module's own ``urllib3`` name is a :class:`_ModuleOnFirstUse` that imports urllib3 when that call comes.
+    """
+    name = "kubernetes_asyncio.client.configuration"
+    if name in sys.modules:
+        return sys.modules[name]
+    if "urllib3" in sys.modules:
+        return importlib.import_module(name)
+    placeholder = types.ModuleType("urllib3")
+    sys.modules["urllib3"] = placeholder
+    try:
+        module = importlib.import_module(name)
+    finally:
+        if sys.modules.get("urllib3") is placeholder:
+            del sys.modules["urllib3"]
+    if getattr(module, "urllib3", None) is placeholder:
+        module.urllib3 = _ModuleOnFirstUse("urllib3")  # type: ignore[attr-defined]
+    return module
+
+
+async def load_kubeconfig(configuration: ClientConfiguration, kubeconfig: str | None, context: str | None) -> None:
+    """Set ``configuration`` from context ``context`` of the kubeconfig files ``kubeconfig``
+    (``os.pathsep``-separated; ``None``: ``$KUBECONFIG`` or ``~/.kube/config``, as kubernetes_asyncio does).
+
+    What kubernetes_asyncio's ``load_kube_config(..., persist_config=False)`` does, but each file is parsed
+    by :func:`~kibertas_async.clusters.kubeconfig_file.load_kubeconfig_document` (libyaml, once per run:
+    the cluster selection has parsed it already) instead of again by PyYAML's pure-Python parser, ~50 ms
+    of CPU for a one-cluster sandbox kubeconfig (its certificates are long base64 lines).
+
+    Each file's document is deep-copied before kubernetes_asyncio sees it: its loader writes refreshed
+    credentials into the dictionaries, and the parsed documents are shared.
+    """
+    import copy
+    from pathlib import Path
+
+    from kibertas_async.clusters.kubeconfig_file import load_kubeconfig_document
+
+    _configuration, _api_client, config = load()
+    kube_config = config.kube_config
+
+    class _ParsedOnceMerger(kube_config.KubeConfigMerger):  # type: ignore[misc,name-defined]
+        def load_config(self: Any, path: str) -> None:
+            # KubeConfigMerger.load_config, with the parsed document instead of `yaml.safe_load(open(path))`.
+            loaded = copy.deepcopy(load_kubeconfig_document(Path(path)))
+            node = self.config_merged
+            if node is None:
+                merged = copy.deepcopy(loaded)
+                for item in ("clusters", "contexts", "users"):
+                    merged[item] = []
+                node = self.config_merged = kube_config.ConfigNode(path, merged, path)
+            for item in ("clusters", "contexts", "users"):
+                self._merge(item, loaded.get(item, []) or [], path)
+            if "current-context" in loaded:
+                node.value["current-context"] = loaded["current-context"]
+            self.config_files[path] = loaded
+
+    merger = _ParsedOnceMerger(kube_config.KUBE_CONFIG_DEFAULT_LOCATION if kubeconfig is None else kubeconfig)
+    loader = kube_config.KubeConfigLoader(config_dict=merger.config, config_base_path=None, active_context=context)
+    await loader.load_and_set(configuration)

@@ -380,12 +380,7 @@ async def connect(target: ClusterTarget, *, timeout: float = 15.0) -> KubeClient
         if target.in_cluster:
             kube_config.load_incluster_config(client_configuration=configuration)
         else:
-            await kube_config.load_kube_config(
-                config_file=target.kubeconfig,
-                context=target.context,
-                client_configuration=configuration,
-                persist_config=False,
-            )
+            await _kubernetes_asyncio.load_kubeconfig(configuration, target.kubeconfig, target.context)
     except Exception as error:
         raise ClusterUnreachable(f"cannot load credentials: {error}") from None
     client = KubeClient(ApiClient(configuration=configuration), target.name)
