@@ -32,10 +32,14 @@ def test_an_api_server_that_stops_answering_times_out_and_the_other_cluster_pass
 ) -> None:
     frozen_cluster = check_runner.sandbox.cluster("sandbox-2")
     with frozen_cluster.unreachable():  # frozen: connections open, nothing answers
-        run = check_runner.run(CHECK, "--check-timeout", "5s", "--cleanup-timeout", "2s")
+        # The cleanup time box must cover sandbox-1's namespace deletion (the namespace controller waits
+        # 5 s before it starts, more on a busy machine); on the frozen cluster it bounds the wait.
+        run = check_runner.run(CHECK, "--check-timeout", "5s", "--cleanup-timeout", "20s")
 
     assert run.code == 1
-    assert run.result("sandbox-1").outcome is Outcome.PASSED
+    passed = run.result("sandbox-1")
+    assert passed.outcome is Outcome.PASSED, passed.reason
+    assert [item.status for item in passed.cleanup] == ["done", "done"], passed.cleanup
     frozen = run.result("sandbox-2")
     assert frozen.outcome is Outcome.TIMEOUT, frozen
     assert frozen.reason == "check did not finish within 5s", frozen.reason
