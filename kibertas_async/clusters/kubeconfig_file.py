@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kibertas_async._yaml import safe_load
+
 _KEPT = 16
 """How many parsed documents are kept (a process running many runs, a test session, reads many files)."""
 _parsed: dict[tuple[str, int, int], Any] = {}
@@ -23,13 +25,10 @@ def load_kubeconfig_document(path: Path) -> Any:
     :raises OSError: when the file cannot be read; :raises UnicodeDecodeError: when it is not UTF-8;
     :raises yaml.YAMLError: when it is not YAML.
     """
-    import yaml
-
     status = path.stat()
     key = (str(path.resolve()), status.st_size, status.st_mtime_ns)
     if key not in _parsed:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+        document = safe_load(path.read_text(encoding="utf-8"))
         while len(_parsed) >= _KEPT:
             del _parsed[next(iter(_parsed))]
         _parsed[key] = document
