@@ -182,14 +182,7 @@ class CertManagerCheck(Check):
         async with ctx.step("verify CA certificate", timeout=step_timeout):
             ca_secret = await wait_for_tls_secret(ctx, names.ca_certificate, namespace)
             ca_pem = secret_bytes(ca_secret, "tls.crt")
-            with certificate_problems_fail():
-                ca = x509.verify_ca(
-                    ca_pem,
-                    secret_bytes(ca_secret, "tls.key"),
-                    expected_key=CA_KEY,
-                    now=datetime.now(UTC),
-                    clock_skew=clock_skew,
-                )
+            ca = verify_ca_secret(ca_secret, clock_skew)
             ctx.fact("ca", f"{ca.subject} ({ca.key}, serial {ca.serial})")
 
         async with ctx.step("create CA Issuer", timeout=step_timeout):
@@ -209,6 +202,9 @@ class CertManagerCheck(Check):
 
         async with ctx.step("verify leaf certificate", timeout=step_timeout):
             leaf_secret = await wait_for_tls_secret(ctx, names.leaf_certificate, namespace)
+            bundled_ca_pem = secret_bytes(leaf_secret, "ca.crt")
+            if bundled_ca_pem and not x509.same_certificate(bundled_ca_pem, ca_pem):
+                ca_pem = await reissued_ca(ctx, names.ca_certificate, namespace, bundled_ca_pem, ca_pem, clock_skew)
             with certificate_problems_fail():
                 facts = x509.verify_leaf(
                     secret_bytes(leaf_secret, "tls.crt"),
@@ -217,9 +213,50 @@ class CertManagerCheck(Check):
                     expected_dns_names=names.dns_names(namespace),
                     now=datetime.now(UTC),
                     clock_skew=clock_skew,
-                    bundled_ca_pem=secret_bytes(leaf_secret, "ca.crt") or None,
+                    bundled_ca_pem=bundled_ca_pem or None,
                 )
             record_leaf_facts(ctx, facts)
+
+
+def verify_ca_secret(secret: KubeObject, clock_skew: timedelta) -> x509.CertificateFacts:
+    """The CA Secret's certificate verified (a self-signed ECDSA P-256 CA, valid now, its key); NG if not."""
+    from kibertas_async_cert_manager import x509
+
+    with certificate_problems_fail():
+        return x509.verify_ca(
+            secret_bytes(secret, "tls.crt"),
+            secret_bytes(secret, "tls.key"),
+            expected_key=CA_KEY,
+            now=datetime.now(UTC),
+            clock_skew=clock_skew,
+        )
+
+
+async def reissued_ca(
+    ctx: CheckContext, name: str, namespace: str, bundled_pem: bytes, verified_pem: bytes, clock_skew: timedelta
+) -> bytes:
+    """The CA to verify the leaf against when its ``ca.crt`` is not the CA verified before: the CA Secret's
+    certificate now, if that is the bundled one and passes the CA's verification; else the verified one,
+    which the leaf then fails against.
+
+    cert-manager re-issues a Certificate whenever its trigger controller sees the Secret missing or not
+    matching, which a cache lagging behind the issuance can show it right after the first one. The
+    CA's key is renewed with it (``rotationPolicy: Always`` is cert-manager's default since v1.18), the
+    CA Issuer signs the leaf with the new key and bundles the new CA: a working cert-manager, so the
+    leaf is verified against the CA Secret as it is now, and the report says the CA changed.
+    """
+    from kibertas_async_cert_manager import x509
+
+    current = await wait_for_tls_secret(ctx, name, namespace)
+    current_pem = secret_bytes(current, "tls.crt")
+    if not x509.same_certificate(current_pem, bundled_pem):
+        return verified_pem
+    ca = verify_ca_secret(current, clock_skew)
+    before = x509.load_certificate(verified_pem, "CA certificate")
+    ctx.fact(
+        "ca_reissued", f"cert-manager re-issued the CA during the check: serial {before.serial_number:x} -> {ca.serial}"
+    )
+    return current_pem
 
 
 async def require_ready_cluster_issuer(ctx: CheckContext, name: str) -> None:

@@ -137,6 +137,14 @@ def verify_signed_by(certificate: x509.Certificate, ca: x509.Certificate, what: 
         raise CertificateProblem(f"{what} does not chain to the CA: {error}") from None
 
 
+def same_certificate(first_pem: bytes, second_pem: bytes) -> bool:
+    """Whether the first certificates of two PEM bundles are the same certificate (unreadable: ``False``)."""
+    try:
+        return load_certificate(first_pem, "first") == load_certificate(second_pem, "second")
+    except CertificateProblem:
+        return False
+
+
 def verify_ca(
     cert_pem: bytes, key_pem: bytes, *, expected_key: str, now: datetime, clock_skew: timedelta
 ) -> CertificateFacts:

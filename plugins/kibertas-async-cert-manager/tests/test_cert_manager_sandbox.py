@@ -11,15 +11,18 @@ those three failures are the stand-in's.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import signal
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from kibertas_async import Outcome
 from kibertas_async.results import CheckResult
+from kibertas_async.sandbox.api import ApiError, SandboxApi
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing.plugin import NothingLeft
 from kibertas_async.testing.runner import CheckRunner, RunResult
@@ -198,3 +201,89 @@ def test_cluster_issuer_not_ready_fails_first_step(sandbox: Sandbox, run_check: 
     assert broken.reason.startswith("ClusterIssuer broken-ca is not ready: Ready=False (ErrGetKeyPair): ")
     assert "no-such-secret" in broken.reason
     assert run.result(HEALTHY).reason == "ClusterIssuer broken-ca not found"
+
+
+def test_ca_reissued_mid_check_is_verified_again_and_reported(
+    sandbox: Sandbox, check_runner: CheckRunner, nothing_left: NothingLeft
+) -> None:
+    """cert-manager re-issues the CA (a new key: ``rotationPolicy: Always``) after the check verified it
+    and before the CA Issuer signs the leaf, as its trigger controller does when a lagging cache shows it
+    the CA's Secret missing. The leaf then chains to the new CA only: the check verifies that CA, checks the
+    leaf against it, passes and says so. The re-issue is what ``cmctl renew`` asks for (the Certificate's
+    ``Issuing`` condition set to True), made while the run is stopped (SIGSTOP) so that it lands first."""
+    if not use_real_controller():
+        pytest.skip("the stand-in issuer does not re-issue on an Issuing condition")
+    api = sandbox.cluster(BROKEN).api()
+    with check_runner.start("cert-manager", clusters=[BROKEN, HEALTHY]) as running:
+        for event in running.events():
+            if event.get("event") == "step.started" and (event["cluster"], event["step"]) == (
+                BROKEN,
+                "create CA Issuer",
+            ):
+                break
+        running.send_signal(signal.SIGSTOP)
+        try:
+            (ca,) = [item for item in _certificates(api) if item["metadata"]["name"] == "sample-ca"]
+            namespace = ca["metadata"]["namespace"]
+            assert not [item for item in _certificates(api, namespace) if item["metadata"]["name"] == "sample-cert"]
+            before = _ca_certificate(api, namespace)
+            _renew(api, ca)
+            eventually(
+                "the CA re-issued",
+                lambda: _ca_certificate(api, namespace) not in (before, b"") and _ready(api, namespace),
+            )
+        finally:
+            running.send_signal(signal.SIGCONT)
+        run = running.wait(timeout=300)
+    nothing_left()
+    broken = run.result(BROKEN)
+    assert broken.outcome is Outcome.PASSED, broken
+    first_serial = broken.facts["ca"].rsplit("serial ", 1)[1].rstrip(")")
+    assert broken.facts["ca_reissued"].startswith(
+        f"cert-manager re-issued the CA during the check: serial {first_serial} -> "
+    )
+    assert not broken.facts["ca_reissued"].endswith(f"-> {first_serial}")
+    assert "ca_reissued" not in run.result(HEALTHY).facts
+    assert run.result(HEALTHY).outcome is Outcome.PASSED
+
+
+def _certificates(api: SandboxApi, namespace: str | None = None) -> list[dict[str, Any]]:
+    where = f"/namespaces/{namespace}" if namespace else ""
+    items: list[dict[str, Any]] = api.get(f"/apis/cert-manager.io/v1{where}/certificates")["items"]
+    return items
+
+
+def _ca_certificate(api: SandboxApi, namespace: str) -> bytes:
+    try:
+        secret = api.get(f"/api/v1/namespaces/{namespace}/secrets/sample-ca")
+    except ApiError:
+        return b""
+    return base64.b64decode((secret.get("data") or {}).get("tls.crt", ""))
+
+
+def _ready(api: SandboxApi, namespace: str) -> bool:
+    ca = api.get(f"/apis/cert-manager.io/v1/namespaces/{namespace}/certificates/sample-ca")
+    ready, issuing = condition(ca, "Ready"), condition(ca, "Issuing")
+    return ready is not None and ready.get("status") == "True" and issuing is None
+
+
+def _renew(api: SandboxApi, certificate: dict[str, Any]) -> None:
+    """What ``cmctl renew`` does: the ``Issuing`` condition, True, on the Certificate's status."""
+    status = certificate.setdefault("status", {})
+    status["conditions"] = [
+        *(status.get("conditions") or []),
+        {
+            "type": "Issuing",
+            "status": "True",
+            "reason": "ManuallyTriggered",
+            "message": "re-issue asked by the test",
+            "lastTransitionTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "observedGeneration": certificate["metadata"]["generation"],
+        },
+    ]
+    metadata = certificate["metadata"]
+    api.request(
+        "PUT",
+        f"/apis/cert-manager.io/v1/namespaces/{metadata['namespace']}/certificates/{metadata['name']}/status",
+        certificate,
+    )

@@ -99,3 +99,10 @@ def test_garbage_is_reported_not_raised() -> None:
         _verify(b"", b"", ca[0])
     with pytest.raises(x509.CertificateProblem, match="is not a PEM certificate"):
         _verify(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", b"", ca[0])
+
+
+def test_same_certificate_compares_certificates_not_bytes() -> None:
+    ca_pem, _, _ = _ca()
+    assert x509.same_certificate(ca_pem, b"\n" + ca_pem + b"\n")
+    assert not x509.same_certificate(ca_pem, _ca()[0])  # same subject, another key
+    assert not x509.same_certificate(ca_pem, b"not a certificate")
