@@ -58,7 +58,11 @@ def _real(name: str) -> types.ModuleType:
 
 def load() -> tuple[type[Configuration], type[ApiClient], types.ModuleType]:
     """``(Configuration, ApiClient, config)``: the client configuration class, the API client class and the
-    ``kubernetes_asyncio.config`` module, importing as little of kubernetes_asyncio as they need."""
+    ``kubernetes_asyncio.config`` module, importing as little of kubernetes_asyncio as they need (and
+    aiohttp, which they import, without reading the CA bundle twice: :mod:`kibertas_async.kube._aiohttp`)."""
+    from kibertas_async.kube._aiohttp import import_aiohttp
+
+    import_aiohttp()
     if "kubernetes_asyncio" not in sys.modules:
         spec = importlib.util.find_spec("kubernetes_asyncio")
         if spec is None or not spec.submodule_search_locations:
