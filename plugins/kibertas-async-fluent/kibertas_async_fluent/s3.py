@@ -7,12 +7,18 @@ check fails at once) and :class:`S3Unavailable` (temporary: the check polls agai
 
 Credentials: explicit keys when given, otherwise the AWS default chain (environment, shared files, web
 identity / IRSA, container and instance metadata), exactly as the AWS SDKs resolve them.
+
+Every :class:`LogBucket` of one event loop makes its client from one shared ``aioboto3.Session`` (keys and
+region are the client's own), so botocore builds its event hooks and loads the S3 model and the
+endpoint rules once per run rather than once per cluster (``tests/test_s3_session.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
+import weakref
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,19 +76,31 @@ class S3Settings:
     shield from outside cancellation included: a shield always comes with a deadline."""
 
 
+_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+
+def shared_session() -> Any:
+    """The running event loop's ``aioboto3.Session``, made on first use.
+
+    One per loop, not per process: a session's refreshable credentials (web identity, instance metadata)
+    hold asyncio locks, which belong to the loop they were first used in.
+    """
+    import aioboto3
+
+    loop = asyncio.get_running_loop()
+    session = _SESSIONS.get(loop)
+    if session is None:
+        session = _SESSIONS[loop] = aioboto3.Session()
+    return session
+
+
 class LogBucket:
-    """An open S3 client bound to one bucket."""
+    """An open S3 client bound to one bucket. Made inside the event loop (its session is the loop's)."""
 
     def __init__(self, settings: S3Settings) -> None:
-        import aioboto3
         from botocore.config import Config  # type: ignore[import-untyped]
 
         self.settings = settings
-        session = aioboto3.Session(
-            aws_access_key_id=settings.access_key_id or None,
-            aws_secret_access_key=settings.secret_access_key or None,
-            region_name=settings.region or None,
-        )
         config = Config(
             s3={"addressing_style": "path" if settings.path_style else "auto"},
             # Our polling retries; botocore's own retries would only hide slowness within one attempt.
@@ -90,7 +108,14 @@ class LogBucket:
             connect_timeout=10,
             read_timeout=30,
         )
-        self._client_context: Any = session.client("s3", endpoint_url=settings.endpoint_url or None, config=config)
+        self._client_context: Any = shared_session().client(
+            "s3",
+            endpoint_url=settings.endpoint_url or None,
+            region_name=settings.region or None,
+            aws_access_key_id=settings.access_key_id or None,
+            aws_secret_access_key=settings.secret_access_key or None,
+            config=config,
+        )
         self._client: Any = None
 
     async def __aenter__(self) -> LogBucket:
