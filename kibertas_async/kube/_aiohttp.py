@@ -9,11 +9,12 @@ certificate, kept by ``update-ca-certificates``), which OpenSSL reads one certif
 verification needs it.
 
 So when that directory holds at least as many certificate links as the bundle holds certificates,
-:func:`import_aiohttp` imports ``aiohttp.connector`` with ``$SSL_CERT_FILE`` pointing at an empty file
-(``os.devnull``) and then restores it: aiohttp's default contexts verify against the directory alone, the
-same anchors read on demand. Anywhere else (no directory, an unhashed one, fewer links than certificates)
-aiohttp is imported as it is. Contexts made later (a plugin's own, ``ssl.create_default_context()``) load
-the bundle as usual.
+:func:`import_aiohttp` imports ``aiohttp.connector`` while ``ssl.SSLContext.set_default_verify_paths``
+adds that directory alone (``load_verify_locations(capath=...)``), and puts the method back afterwards:
+aiohttp's default contexts verify against the same anchors, read on demand. (Not through
+``$SSL_CERT_FILE``: changing the environment while other threads may read it is not safe in C.) Anywhere
+else (no directory, an unhashed one, fewer links than certificates) aiohttp is imported as it is.
+Contexts made later (a plugin's own, ``ssl.create_default_context()``) load the bundle as usual.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def import_aiohttp() -> None:
     if "aiohttp.connector" in sys.modules:
         return
     paths = ssl.get_default_verify_paths()
-    with _bundle_unread(paths) if directory_holds_bundle(paths.cafile, paths.capath) else contextlib.nullcontext():
+    capath = paths.capath if directory_holds_bundle(paths.cafile, paths.capath) else None
+    with _directory_only(capath) if capath else contextlib.nullcontext():
         import aiohttp.connector  # noqa: F401
 
 
@@ -53,17 +55,14 @@ def directory_holds_bundle(cafile: str | None, capath: str | None) -> bool:
 
 
 @contextlib.contextmanager
-def _bundle_unread(paths: ssl.DefaultVerifyPaths) -> Iterator[None]:
-    """``$SSL_CERT_FILE`` is an empty file while the block runs; the hashed directory is used as before
-    (``$SSL_CERT_DIR`` pinned to it, in case it was the default). Both are restored afterwards."""
-    saved = {name: os.environ.get(name) for name in (paths.openssl_cafile_env, paths.openssl_capath_env)}
-    os.environ[paths.openssl_cafile_env] = os.devnull
-    os.environ[paths.openssl_capath_env] = str(paths.capath)
+def _directory_only(capath: str) -> Iterator[None]:
+    """While the block runs, a context's default verify paths are the hashed directory ``capath`` alone."""
+
+    def directory_only(context: ssl.SSLContext) -> None:
+        context.load_verify_locations(capath=capath)
+
+    ssl.SSLContext.set_default_verify_paths = directory_only  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        del ssl.SSLContext.set_default_verify_paths  # the inherited C method again

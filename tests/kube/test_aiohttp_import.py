@@ -27,7 +27,7 @@ from kibertas_async.kube._aiohttp import directory_holds_bundle
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 
 PROBE = """
-import asyncio, json, os, sys
+import asyncio, json, os, ssl, sys
 from kibertas_async.kube._aiohttp import import_aiohttp
 before = {name: os.environ.get(name) for name in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
 import_aiohttp()
@@ -47,6 +47,7 @@ print(json.dumps({
     "trusted": asyncio.run(status(sys.argv[1])),
     "other_ca": asyncio.run(status(sys.argv[2])),
     "environment_restored": before == after,
+    "loaded_by_a_later_context": ssl.create_default_context().cert_store_stats()["x509_ca"],
 }))
 """
 
@@ -128,6 +129,7 @@ def test_with_a_hashed_directory_the_bundle_is_not_parsed_and_verification_holds
         "trusted": 204,
         "other_ca": "refused",
         "environment_restored": True,
+        "loaded_by_a_later_context": 1,  # the bundle again: ssl.SSLContext is as it was
     }
 
 
@@ -138,6 +140,7 @@ def test_without_hash_links_aiohttp_loads_the_bundle_as_always(store: dict[str, 
         "trusted": 204,
         "other_ca": "refused",
         "environment_restored": True,
+        "loaded_by_a_later_context": 1,  # the bundle again: ssl.SSLContext is as it was
     }
 
 
