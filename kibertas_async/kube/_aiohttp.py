@@ -2,7 +2,7 @@
 
 ``aiohttp.connector`` makes its two default TLS contexts when it is imported (``ssl=True`` and
 ``ssl=False``), and each ``set_default_verify_paths()`` parses every certificate of the system bundle
-(``/etc/ssl/certs/ca-certificates.crt``: 144 on Debian 12): about 90 ms of CPU in every process, for contexts
+(``/etc/ssl/certs/ca-certificates.crt``: 144 on Debian 12): about 75 ms of CPU in every process, for contexts
 that kibertas-async's own Kubernetes connections never use (each has its cluster's CA). The same trust
 anchors are also in the system's hashed directory (``/etc/ssl/certs``, one ``<subject hash>.N`` link per
 certificate, kept by ``update-ca-certificates``), which OpenSSL reads one certificate at a time, when a
@@ -61,8 +61,12 @@ def _directory_only(capath: str) -> Iterator[None]:
     def directory_only(context: ssl.SSLContext) -> None:
         context.load_verify_locations(capath=capath)
 
+    own = ssl.SSLContext.__dict__.get("set_default_verify_paths")  # None: inherited from _ssl._SSLContext
     ssl.SSLContext.set_default_verify_paths = directory_only  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
-        del ssl.SSLContext.set_default_verify_paths  # the inherited C method again
+        if own is None:
+            del ssl.SSLContext.set_default_verify_paths
+        else:
+            ssl.SSLContext.set_default_verify_paths = own  # type: ignore[method-assign]
