@@ -15,7 +15,7 @@ from kibertas_async.sandbox.build import binaries_for
 from kibertas_async.sandbox.runner import STATE_DIR_MARKER, Sandbox, SandboxCluster, SandboxConfig
 from kibertas_async.sandbox.versions import DEFAULT_KUBERNETES_VERSION
 from kibertas_async.testing import TEST_CLUSTER_NAMES, ci_requires_sandbox, start_test_sandbox
-from kibertas_async.testing.runner import CheckRunner, RunResult, leftovers
+from kibertas_async.testing.runner import CheckRunner, RunResult, leftovers, sweep_leftovers
 
 if TYPE_CHECKING:
     from kibertas_async.kube import KubeClient
@@ -98,12 +98,19 @@ def check_runner(sandbox: Sandbox, tmp_path: Path) -> CheckRunner:
 @pytest.fixture
 def nothing_left(sandbox: Sandbox) -> NothingLeft:
     """``nothing_left(run)`` asserts that no object carrying ``run``'s labels is left on any sandbox
-    cluster (every kind the API servers serve is listed); ``nothing_left()``: no object of any run."""
+    cluster (every kind the API servers serve is listed); ``nothing_left()``: no object of any run.
+
+    What it finds fails the test and is then swept away (``kibertas-async cleanup``), so the session's
+    later tests start clean: one test that leaves objects behind fails once, not every test after it."""
 
     def check(run: RunResult | None = None) -> None:
         run_id = None if run is None else run.run_id
         found = leftovers(sandbox, run_id)
-        assert not found, f"left behind by {'run ' + run_id if run_id else 'kibertas-async'}: {found}"
+        if not found:
+            return
+        still_there = sweep_leftovers(sandbox, run_id)
+        swept = f"; the sweep could not remove {still_there}" if still_there else "; swept away since"
+        raise AssertionError(f"left behind by {'run ' + run_id if run_id else 'kibertas-async'}: {found}{swept}")
 
     return check
 

@@ -33,12 +33,13 @@ import itertools
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -55,10 +56,15 @@ __all__ = [
     "find_leftovers",
     "leftovers",
     "option_environment_names",
+    "remove_leftovers",
+    "sweep_leftovers",
 ]
 
 SUBPROCESS_TIMEOUT = 900.0
 """Bound on one subprocess run (a guard against a hung test, not a performance assertion)."""
+STOP_GRACE = 180.0
+"""Seconds a background run that a test left running has, after SIGTERM, to clean up before it is killed:
+more than one cleanup action's default limit (``--cleanup-timeout``, 120 s)."""
 
 ClusterSettings = Mapping[str, Mapping[str, object]]
 """Option values per cluster, as under ``clusters:`` in a ``--config`` file: ``{"sandbox-1": {"ingress-class":
@@ -225,7 +231,8 @@ class CheckRunner:
     ) -> BackgroundRun:
         """Start ``kibertas-async run ARGS`` as a subprocess and return at once, for a test that acts while
         the run is under way (sends it a signal, breaks a cluster): the parameters are :meth:`run`'s. Use
-        it as a context manager, so a run the test did not wait for is killed::
+        it as a context manager, so a run the test did not wait for is ended (SIGTERM, its cleanup, then
+        reaped; see :meth:`BackgroundRun.__exit__`)::
 
             with check_runner.start("my-check") as running:
                 for event in running.events():
@@ -333,9 +340,19 @@ class BackgroundRun:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        """Kill the run if it is still going (the test failed, or never waited), and reap it."""
+        """Stop the run if it is still going (the test failed, or never waited), and reap it.
+
+        The run is continued (the test may have stopped it with SIGSTOP) and asked to end with SIGTERM,
+        so that it cleans up as it does for a user; only a run still going after ``STOP_GRACE`` seconds is
+        killed. A failing test then leaves nothing behind for the tests after it."""
         if self.process.poll() is None:
-            self.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGCONT)
+                self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
         self.process.wait()
         self._close()
 
@@ -434,18 +451,53 @@ def leftovers(sandbox: Sandbox, run_id: str | None = None, clusters: Sequence[st
     """:func:`find_leftovers` from synchronous code (a test that runs the CLI in process). Called where an
     event loop already runs (an async test using the ``nothing_left`` fixture), it runs its own loop in a
     worker thread and waits for it."""
+    return _from_sync(find_leftovers, sandbox, run_id, clusters)
+
+
+async def remove_leftovers(
+    sandbox: Sandbox, run_id: str | None = None, clusters: Sequence[str] | None = None
+) -> list[str]:
+    """Delete every object :func:`find_leftovers` finds (``kibertas-async cleanup``'s sweep, on the
+    sandbox's clusters) and return what is still there after the sweep's wait, described the same way."""
+    from kibertas_async.cleanup import sweep_clusters
+    from kibertas_async.kube import ClusterTarget
+
+    names = tuple(clusters) if clusters is not None else tuple(c.name for c in sandbox.clusters)
+    targets = [
+        ClusterTarget(name, context=sandbox.cluster(name).context, kubeconfig=str(sandbox.kubeconfig)) for name in names
+    ]
+    remaining: list[str] = []
+    for result in await sweep_clusters(targets, run_id):
+        if result.error:
+            remaining.append(f"{result.cluster}: not swept ({result.error})")
+        remaining += [f"{result.cluster}: {item.describe()}" for item in result.remaining]
+        remaining += [f"{result.cluster}: {item.describe()} ({why})" for item, why in result.failures]
+    return remaining
+
+
+def sweep_leftovers(sandbox: Sandbox, run_id: str | None = None, clusters: Sequence[str] | None = None) -> list[str]:
+    """:func:`remove_leftovers` from synchronous code, as :func:`leftovers` is."""
+    return _from_sync(remove_leftovers, sandbox, run_id, clusters)
+
+
+def _from_sync(
+    find: Callable[[Sandbox, str | None, Sequence[str] | None], Awaitable[list[str]]],
+    sandbox: Sandbox,
+    run_id: str | None,
+    clusters: Sequence[str] | None,
+) -> list[str]:
     import anyio
 
-    def find() -> list[str]:
-        return anyio.run(find_leftovers, sandbox, run_id, clusters)
+    def call() -> list[str]:
+        return anyio.run(find, sandbox, run_id, clusters)
 
     if _loop_running():
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=1) as worker:
-            found = worker.submit(find).result()
+            found = worker.submit(call).result()
     else:
-        found = find()
+        found = call()
     _collect_sockets_left_mid_tls_shutdown()
     return found
 

@@ -4,6 +4,7 @@ results, a hermetic environment, and leftovers found on any kind."""
 from __future__ import annotations
 
 import json
+import signal
 from typing import Any
 
 import pytest
@@ -11,7 +12,8 @@ import pytest
 from kibertas_async import Outcome
 from kibertas_async.sandbox.runner import Sandbox
 from kibertas_async.testing import kubectl
-from kibertas_async.testing.runner import CheckRunner, leftovers
+from kibertas_async.testing.plugin import NothingLeft
+from kibertas_async.testing.runner import BackgroundRun, CheckRunner, leftovers
 
 CHECK = "datadog-agent"
 """A quick built-in check (about a second) whose keys come from the sandbox's settings."""
@@ -75,3 +77,41 @@ def test_bad_input_writes_no_report_and_results_say_so(check_runner: CheckRunner
 async def test_nothing_left_works_inside_an_async_test(nothing_left: Any) -> None:
     """The fixture is synchronous; in a test whose event loop runs, it lists from a worker thread."""
     nothing_left()  # would raise "Already running asyncio in this thread" without the worker
+
+
+def test_nothing_left_fails_on_what_it_finds_and_sweeps_it_away(sandbox: Sandbox, nothing_left: NothingLeft) -> None:
+    """A test that leaves an object behind fails once: the object is gone before the next test starts."""
+    labels = {"app.kubernetes.io/managed-by": "kibertas-async", "kibertas-async/run-id": "kit-sweep"}
+    manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kit-swept", "labels": labels}}
+    kubectl(sandbox, "sandbox-1", "-n", "default", "apply", "-f", "-", input=json.dumps(manifest))
+
+    with pytest.raises(AssertionError) as failure:
+        nothing_left()
+
+    assert str(failure.value) == (
+        "left behind by kibertas-async: ['sandbox-1: ConfigMap default/kit-swept']; swept away since"
+    )
+    assert leftovers(sandbox) == []
+
+
+def test_a_run_a_failing_test_leaves_going_cleans_up_first(sandbox: Sandbox, check_runner: CheckRunner) -> None:
+    """The test fails while its background run is stopped (SIGSTOP) with objects created: leaving the
+    ``with`` block continues the run and ends it with SIGTERM, so it deletes them, as for a user."""
+    started: list[BackgroundRun] = []
+    with pytest.raises(RuntimeError, match="the test failed"):
+        _fail_while_the_run_is_stopped(sandbox, check_runner, started)
+
+    (running,) = started
+    assert running.process.returncode == 128 + signal.SIGTERM
+    assert leftovers(sandbox) == []
+
+
+def _fail_while_the_run_is_stopped(sandbox: Sandbox, check_runner: CheckRunner, started: list[BackgroundRun]) -> None:
+    with check_runner.start("cert-manager", clusters=["sandbox-1"]) as running:
+        started.append(running)
+        for event in running.events():
+            if event.get("event") == "step.started" and event["step"] == "issue CA certificate":
+                break
+        running.send_signal(signal.SIGSTOP)
+        assert leftovers(sandbox), "the run created its namespace before this step"
+        raise RuntimeError("the test failed")

@@ -227,10 +227,11 @@ def test_ca_reissued_mid_check_is_verified_again_and_reported(
             namespace = ca["metadata"]["namespace"]
             assert not [item for item in _certificates(api, namespace) if item["metadata"]["name"] == "sample-cert"]
             before = _ca_certificate(api, namespace)
-            _renew(api, ca)
+            eventually("the re-issue asked", lambda: _renew(api, namespace, "sample-ca"))
             eventually(
                 "the CA re-issued",
                 lambda: _ca_certificate(api, namespace) not in (before, b"") and _ready(api, namespace),
+                timeout=90,  # less than the step's 120 s, which run on while the run is stopped
             )
         finally:
             running.send_signal(signal.SIGCONT)
@@ -267,11 +268,14 @@ def _ready(api: SandboxApi, namespace: str) -> bool:
     return ready is not None and ready.get("status") == "True" and issuing is None
 
 
-def _renew(api: SandboxApi, certificate: dict[str, Any]) -> None:
-    """What ``cmctl renew`` does: the ``Issuing`` condition, True, on the Certificate's status."""
+def _renew(api: SandboxApi, namespace: str, name: str) -> bool:
+    """What ``cmctl renew`` does: the ``Issuing`` condition, True, on the Certificate's status. False when
+    cert-manager updated the status between our read and our write (409 Conflict): read it again, retry."""
+    path = f"/apis/cert-manager.io/v1/namespaces/{namespace}/certificates/{name}"
+    certificate = api.get(path)
     status = certificate.setdefault("status", {})
     status["conditions"] = [
-        *(status.get("conditions") or []),
+        *(item for item in status.get("conditions") or [] if item.get("type") != "Issuing"),
         {
             "type": "Issuing",
             "status": "True",
@@ -281,9 +285,10 @@ def _renew(api: SandboxApi, certificate: dict[str, Any]) -> None:
             "observedGeneration": certificate["metadata"]["generation"],
         },
     ]
-    metadata = certificate["metadata"]
-    api.request(
-        "PUT",
-        f"/apis/cert-manager.io/v1/namespaces/{metadata['namespace']}/certificates/{metadata['name']}/status",
-        certificate,
-    )
+    try:
+        api.request("PUT", f"{path}/status", certificate)
+    except ApiError as error:
+        if error.status == 409:
+            return False
+        raise
+    return True
